@@ -1,0 +1,5 @@
+"""Allow ``python -m streamkpi``."""
+
+from streamkpi.cli import main
+
+main()

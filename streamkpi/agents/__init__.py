@@ -1,0 +1,1 @@
+"""Thin Faust agents, one module per source topic."""

@@ -1,0 +1,1 @@
+"""Prometheus export: pipeline counters and scrape-time collectors over the tables."""

@@ -1,0 +1,93 @@
+"""Kafka admin chores: client credentials from Settings, and creating/checking the topics."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streamkpi.config import Settings
+
+__all__ = ["TopicsError", "aiokafka_security", "ensure_topics", "source_topics"]
+
+_TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
+
+
+class TopicsError(Exception):
+    """Raised when the topics cannot be created or do not fit the settings."""
+
+
+def aiokafka_security(settings: Settings) -> dict[str, Any]:
+    """Return the aiokafka client keyword arguments for the configured security."""
+    sec = settings.kafka
+    kwargs: dict[str, Any] = {"security_protocol": sec.protocol}
+    if sec.protocol in ("SSL", "SASL_SSL"):
+        cafile = str(sec.ssl_cafile) if sec.ssl_cafile else None
+        kwargs["ssl_context"] = ssl.create_default_context(cafile=cafile)
+    if sec.protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = sec.sasl_mechanism
+        kwargs["sasl_plain_username"] = sec.sasl_username
+        kwargs["sasl_plain_password"] = (
+            sec.sasl_password.get_secret_value() if sec.sasl_password else None
+        )
+    return kwargs
+
+
+def source_topics(settings: Settings) -> list[str]:
+    """Return the event topics a worker consumes, plus the DLQ it produces to."""
+    t = settings.topics
+    return [t.pageviews, t.emails, t.orders, t.adspend, t.surveys, t.dlq]
+
+
+async def ensure_topics(
+    settings: Settings,
+    *,
+    progress: Callable[[str], None] = lambda _msg: None,
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create missing topics with ``topic_partitions`` partitions; return the names created.
+
+    Existing source topics must have exactly ``topic_partitions`` partitions: the Faust
+    tables' changelogs are written to the partition of the event that updates them, so a
+    mismatch would fail at the first event of a partition the changelog lacks.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+        request_timeout_ms=15_000,
+        **aiokafka_security(settings),
+    )
+    try:
+        await admin.start()
+    except Exception as exc:  # aiokafka raises a zoo of types for "cannot connect"
+        raise TopicsError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+    try:
+        wanted = source_topics(settings)
+        # list_topics() asks for all topics: asking for missing ones by name could make a
+        # broker with auto.create.topics.enable create them with its default partitions.
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            progress(
+                f"creating topics {', '.join(missing)} ({settings.topic_partitions} partitions)"
+            )
+            response = await admin.create_topics(
+                [NewTopic(name, settings.topic_partitions, replication_factor) for name in missing]
+            )
+            for name, code, *_ in response.topic_errors:
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    raise TopicsError(f"cannot create topic {name!r}: Kafka error code {code}")
+        present = [name for name in wanted if name in existing and name != settings.topics.dlq]
+        if present:
+            for info in await admin.describe_topics(present):
+                count = len(info["partitions"])
+                if count != settings.topic_partitions:
+                    raise TopicsError(
+                        f"topic {info['topic']!r} has {count} partitions but topic_partitions is "
+                        f"{settings.topic_partitions}; set STREAMKPI_TOPIC_PARTITIONS={count}"
+                    )
+        return missing
+    finally:
+        await admin.close()

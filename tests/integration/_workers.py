@@ -1,0 +1,104 @@
+"""Run real streamkpi worker processes against the test broker, and read what they export."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WorkerProcess:
+    """One `streamkpi worker` subprocess with its own env, web port and log file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.web_port = free_port()
+        self.env = {**os.environ, **env, "STREAMKPI_WEB_PORT": str(self.web_port)}
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamkpi", "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGINT, timeout_s: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"worker did not stop in {timeout_s}s:\n{self.log_tail()}"
+            ) from None
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        """Return every sample of /metrics keyed by (name, sorted labels), or None if down."""
+        try:
+            url = f"http://127.0.0.1:{self.web_port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert response.headers["Content-Type"].startswith("text/plain; version=")
+                text = response.read().decode()
+        except OSError:
+            return None
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+
+def sample(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] | None,
+    name: str,
+    **labels: str,
+) -> float | None:
+    if samples is None:
+        return None
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    *,
+    timeout_s: float,
+    what: str,
+    on_timeout: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll ``condition`` until true; fail with ``what`` (and ``on_timeout()``) after timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{on_timeout()}")
+        await asyncio.sleep(0.25)
