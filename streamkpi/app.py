@@ -102,6 +102,7 @@ class Runtime:
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     """Build the Faust app and its agents for ``settings``."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
