@@ -195,7 +195,7 @@ class Settings(BaseSettings):
                 f"currency_rates has no rate for the reporting currency {self.reporting_currency}"
             )
         if self.currency_rates[self.reporting_currency] != 1:
-            raise ValueError(f"the rate of the reporting currency {self.reporting_currency} must be 1")
+            raise ValueError(f"the reporting currency {self.reporting_currency} must have rate 1")
         return self
 
     @property
