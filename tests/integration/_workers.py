@@ -58,24 +58,32 @@ class WorkerProcess:
                 f"worker did not stop in {timeout_s}s:\n{self.log_tail()}"
             ) from None
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
-        """Return every sample of /metrics keyed by (name, sorted labels), or None if down."""
-        try:
-            url = f"http://127.0.0.1:{self.web_port}/metrics"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                assert response.headers["Content-Type"].startswith("text/plain; version=")
-                text = response.read().decode()
-        except OSError:
-            return None
-        samples = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return samples
+    def metrics(self) -> Samples | None:
+        """Return every sample of this worker's /metrics, or None while it is down."""
+        return scrape(self.web_port)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(web_port: int) -> Samples | None:
+    """Return every sample of /metrics on ``web_port`` keyed by (name, sorted labels)."""
+    try:
+        url = f"http://127.0.0.1:{web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.headers["Content-Type"].startswith("text/plain; version=")
+            text = response.read().decode()
+    except OSError:
+        return None
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
 
 
 def sample(
-    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] | None,
+    samples: Samples | None,
     name: str,
     **labels: str,
 ) -> float | None:
