@@ -90,7 +90,7 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     ctx.obj["config_file"] = config_file
 
 
-@cli.command()
+@cli.command(short_help="Run a worker (consume, count, serve /metrics).")
 @_kafka_options
 @click.option(
     "--create-topics/--no-create-topics",
@@ -142,7 +142,7 @@ def _run_worker(settings: Settings, *, create_topics: bool) -> NoReturn:
     faust.Worker(app, loglevel=settings.log_level).execute_from_commandline()
 
 
-@cli.command()
+@cli.command(short_help="Run a local Kafka broker and a worker together.")
 @click.option("--kafka-port", type=int, default=9092, show_default=True, help="Local broker port.")
 @click.option(
     "--kafka-dir",
@@ -211,7 +211,7 @@ def _stop_child(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
         proc.wait()
 
 
-@cli.group()
+@cli.group(short_help="Fetch or start the local development broker.")
 def kafka() -> None:
     """Manage the local development Kafka broker (Apache Kafka jars from Maven Central)."""
 
@@ -257,7 +257,7 @@ def kafka_start(port: int, data_dir: Path) -> None:
         broker.stop()
 
 
-@cli.group()
+@cli.group(short_help="Create the topics streamkpi uses.")
 def topics() -> None:
     """Manage the Kafka topics streamkpi reads and writes."""
 
@@ -277,7 +277,41 @@ def topics_create(ctx: click.Context, bootstrap_servers: str | None) -> None:
     _say(f"created {len(created)} topic(s); all {settings.topic_partitions}-partition topics ok")
 
 
-@cli.group()
+@cli.command(short_help="Produce stdin lines to a topic.")
+@click.argument("topic")
+@click.option("--bootstrap-servers", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers.")
+@click.pass_context
+def send(ctx: click.Context, topic: str, bootstrap_servers: str | None) -> None:
+    """Produce each line of standard input as one message to TOPIC (for trying things out).
+
+    Example: echo '{"event_id":"e1","ts":1764158400,"visitor_id":"v1"}' | streamkpi send pageviews
+    """
+    settings = _settings(ctx, bootstrap_servers=bootstrap_servers)
+    lines = [line.rstrip("\n").encode() for line in sys.stdin if line.strip()]
+    try:
+        asyncio.run(_send(settings, topic, lines))
+    except Exception as exc:  # aiokafka's connection errors have no common base
+        _fail(f"cannot send to {topic!r} on {settings.bootstrap_servers}: {exc}")
+    _say(f"sent {len(lines)} message(s) to {topic}")
+
+
+async def _send(settings: Settings, topic: str, values: list[bytes]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from streamkpi.topics import aiokafka_security
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, **aiokafka_security(settings)
+    )
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send(topic, value)
+    finally:
+        await producer.stop()  # flushes what was sent
+
+
+@cli.group(short_help="Show the effective settings.")
 def config() -> None:
     """Inspect the configuration."""
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 
 __all__ = ["Outcome", "PipelineMetrics"]
+
+# `*_created` timestamps double the series count and no dashboard or rule reads them.
+disable_created_metrics()
 
 
 class Outcome(StrEnum):
