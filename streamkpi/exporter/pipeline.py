@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, disable_created_metric
 __all__ = ["Outcome", "PipelineMetrics"]
 
 # `*_created` timestamps double the series count and no dashboard or rule reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
 
 class Outcome(StrEnum):
