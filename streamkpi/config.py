@@ -145,6 +145,17 @@ class Settings(BaseSettings):
     allowed_lateness_s: int = Field(default=300, ge=0, le=86_400)
     dedup_horizon_s: int = Field(default=3600, ge=0, le=7 * 86_400)
     session_gap_s: int = Field(default=1800, ge=60, le=86_400)  # GA4's 30 min default
+    # A topic-partition idle this long with nothing left to read lets its watermark follow
+    # the clock, so sessions, carts and churn timers still fire when traffic stops.
+    idle_after_s: float = Field(default=30.0, gt=0)
+    visitor_memory_s: int = Field(default=30 * 86_400, ge=0)  # "new visitor" look-back
+    email_memory_s: int = Field(default=30 * 86_400, ge=0)  # unique open/click look-back
+    customer_memory_s: int = Field(default=400 * 86_400, ge=0)  # "returning" look-back
+    churn_after_s: int = Field(default=90 * 86_400, ge=60)
+    abandon_after_s: int = Field(default=1800, ge=60)
+    lead_events: tuple[str, ...] = ("signup",)
+    # How often state, offsets and dead letters are committed (one Kafka transaction).
+    checkpoint_interval_s: float = Field(default=1.0, gt=0, le=60)
     labels: LabelCaps = LabelCaps()
 
     max_event_bytes: int = Field(default=65_536, ge=256, le=16 * 1024 * 1024)
@@ -190,6 +201,9 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"window {window} is not a whole number of {self.bucket_s}s buckets"
                 )
+        if self.allowed_lateness_s >= self.session_gap_s:
+            # A non-late event could then belong before a session that already replaced it.
+            raise ValueError("allowed_lateness_s must be smaller than session_gap_s")
         if self.reporting_currency not in self.currency_rates:
             raise ValueError(
                 f"currency_rates has no rate for the reporting currency {self.reporting_currency}"

@@ -1,0 +1,1 @@
+"""KPI definitions as data, and the pure engine that counts their components."""
