@@ -1,23 +1,30 @@
-"""The Faust app: topics, tables and agents wired from one Settings object."""
+"""The Faust app: topics, agents, the checkpoint timer and the web pages, from one Settings."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust.auth import SASLCredentials, SSLCredentials
-from faust.types import AppT, EventT, TopicT
+from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streamkpi.agents import sources
 from streamkpi.config import Settings
-from streamkpi.dlq import DeadLetter, dead_letter_headers, encode_dead_letter
-from streamkpi.events import Kind, ParseContext, Rejection
-from streamkpi.exporter.pipeline import Outcome, PipelineMetrics
+from streamkpi.events import ParseContext
+from streamkpi.exporter.kpis import KpiCollector
+from streamkpi.exporter.pipeline import PipelineMetrics
+from streamkpi.pipeline import Pipeline
+from streamkpi.statestore import StateStore
 
 __all__ = ["Runtime", "create_app", "parse_context"]
+
+log = logging.getLogger(__name__)
 
 
 def parse_context(settings: Settings) -> ParseContext:
@@ -50,64 +57,23 @@ def _credentials(settings: Settings) -> SASLCredentials | SSLCredentials | None:
 
 @dataclass
 class Runtime:
-    """What the agents share: settings, parse limits, metrics and the DLQ topic."""
+    """What the agents, pages and signals share."""
 
     settings: Settings
-    app: AppT
-    registry: CollectorRegistry = field(
-        default_factory=lambda: CollectorRegistry(auto_describe=True)
-    )
-    metrics: PipelineMetrics = field(init=False)
-    parse_ctx: ParseContext = field(init=False)
-    dlq: TopicT = field(init=False)
-
-    def __post_init__(self) -> None:
-        """Create the counters and declare the DLQ topic."""
-        self.metrics = PipelineMetrics(self.registry, [kind.value for kind in Kind])
-        self.parse_ctx = parse_context(self.settings)
-        self.dlq = self.app.topic(
-            self.settings.topics.dlq, key_serializer="raw", value_serializer="raw"
-        )
-
-    def owned_partitions(self, topic: str) -> set[int]:
-        """Return the partitions of ``topic`` this worker actively owns right now."""
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
-
-    async def reject(self, kind: Kind, event: EventT[Any], rejection: Rejection) -> None:
-        """Send the record behind ``event`` to the DLQ with ``rejection``'s reason, and count it."""
-        message = event.message
-        value = message.value if isinstance(message.value, bytes) else b""
-        letter = DeadLetter(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            timestamp_ms=round(message.timestamp * 1000) if message.timestamp else None,
-            key=message.key if isinstance(message.key, bytes) else None,
-            value=value,
-            reason=rejection.reason.value,
-            detail=rejection.detail,
-        )
-        # Sent through Faust's attachments: published before the source offset is committed.
-        await self.dlq.send(
-            key=letter.key,
-            value=encode_dead_letter(
-                letter, max_value_bytes=self.settings.max_event_bytes, now_s=time.time()
-            ),
-            headers=dead_letter_headers(letter),
-        )
-        outcome = Outcome.late if rejection.reason.value == "late" else Outcome.invalid
-        self.metrics.count(kind.value, outcome)
-        self.metrics.dead_lettered(kind.value, rejection.reason.value)
+    registry: CollectorRegistry
+    metrics: PipelineMetrics
+    pipeline: Pipeline
+    store: StateStore
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
-    """Build the Faust app and its agents for ``settings``."""
+    """Build the Faust app, its agents, checkpoint timer and pages for ``settings``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=_credentials(settings),
-        store="memory://",
+        store="memory://",  # Faust tables are not used for KPI state (see statestore.py)
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
@@ -115,6 +81,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
         consumer_auto_offset_reset="earliest",
+        # Records are acked by checkpoint transactions, never by Faust (streams are noack):
+        # waiting for Faust acks at a rebalance would wait forever, and Faust's own
+        # "nothing committed" livelock warnings would be false alarms.
+        stream_wait_empty=False,
+        broker_commit_livelock_soft_timeout=7 * 86_400,
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,
@@ -122,18 +93,53 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         # /table/{name}/{key} would publish table contents (visitor ids) to anyone on the port.
         web_tables_enabled=False,
     )
-    runtime = Runtime(settings=settings, app=app)
+    registry = CollectorRegistry(auto_describe=True)
+    metrics = PipelineMetrics(registry, [kind.value for kind in sources.KINDS])
+    store = StateStore(settings)
+    owned: set[int] = set()
 
-    from streamkpi.agents import pageviews
+    async def end_offsets(tps: list[TopicPartition]) -> Mapping[TopicPartition, int]:
+        ends = await app.consumer.highwaters(*(TP(tp.topic, tp.partition) for tp in tps))
+        return {TopicPartition(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
-    pageviews.attach(app, runtime)
-    _attach_pages(app, runtime)
+    pipeline = Pipeline(
+        settings,
+        metrics,
+        store,
+        owned=lambda: owned,
+        end_offsets=end_offsets,
+        parse_ctx=parse_context(settings),
+    )
+    runtime = Runtime(settings, registry, metrics, pipeline, store)
+    source_topics = set(pipeline.topic_of.values())
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(_app: Any, revoked: set[TP], **_kwargs: Any) -> None:
+        partitions = {tp.partition for tp in revoked if tp.topic in source_topics}
+        owned.difference_update(partitions)
+        await pipeline.on_revoked(partitions)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(_app: Any, assigned: set[TP], **_kwargs: Any) -> None:
+        owned.update(tp.partition for tp in assigned if tp.topic in source_topics)
+
+    @app.timer(interval=settings.checkpoint_interval_s, name="streamkpi.checkpoint")
+    async def checkpoint() -> None:
+        await pipeline.advance_idle()
+        await pipeline.checkpoint()
+
+    @app.on_before_shutdown.connect
+    async def on_shutdown(_app: Any, **_kwargs: Any) -> None:
+        await pipeline.checkpoint()
+        await store.stop()
+
+    sources.attach(app, runtime)
+    registry.register(KpiCollector(pipeline))
+    _attach_pages(app, registry)
     return app, runtime
 
 
-def _attach_pages(app: faust.App, runtime: Runtime) -> None:
-    registry = runtime.registry
-
+def _attach_pages(app: faust.App, registry: CollectorRegistry) -> None:
     @app.page("/metrics")
     class Metrics(View):
         """Prometheus exposition of everything in the worker's registry."""

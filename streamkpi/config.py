@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     lead_events: tuple[str, ...] = ("signup",)
     # How often state, offsets and dead letters are committed (one Kafka transaction).
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # Identifies this worker's transactions across restarts (default: host name + web port).
+    worker_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
+    transaction_timeout_s: float = Field(default=30.0, ge=1, le=900)
     labels: LabelCaps = LabelCaps()
 
     max_event_bytes: int = Field(default=65_536, ge=256, le=16 * 1024 * 1024)

@@ -41,6 +41,15 @@ def source_topics(settings: Settings) -> list[str]:
     return [t.pageviews, t.emails, t.orders, t.adspend, t.surveys, t.dlq]
 
 
+def state_topic_name(settings: Settings) -> str:
+    """Return the name of the compacted KPI state topic."""
+    return f"{settings.app_id}-kpi-state"
+
+
+# The state topic keeps the latest value per key; tombstones are what deletes state.
+STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "3600000"}
+
+
 async def ensure_topics(
     settings: Settings,
     *,
@@ -64,7 +73,7 @@ async def ensure_topics(
     except Exception as exc:  # aiokafka raises a zoo of types for "cannot connect"
         raise TopicsError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
     try:
-        wanted = source_topics(settings)
+        wanted = [*source_topics(settings), state_topic_name(settings)]
         # list_topics() asks for all topics: asking for missing ones by name could make a
         # broker with auto.create.topics.enable create them with its default partitions.
         existing = set(await admin.list_topics())
@@ -73,8 +82,17 @@ async def ensure_topics(
             progress(
                 f"creating topics {', '.join(missing)} ({settings.topic_partitions} partitions)"
             )
+            state = state_topic_name(settings)
             response = await admin.create_topics(
-                [NewTopic(name, settings.topic_partitions, replication_factor) for name in missing]
+                [
+                    NewTopic(
+                        name,
+                        settings.topic_partitions,
+                        replication_factor,
+                        topic_configs=STATE_TOPIC_CONFIG if name == state else {},
+                    )
+                    for name in missing
+                ]
             )
             for name, code, *_ in response.topic_errors:
                 if code not in (0, _TOPIC_ALREADY_EXISTS):

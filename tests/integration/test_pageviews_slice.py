@@ -101,7 +101,10 @@ async def test_pageviews_are_counted_and_invalid_ones_dead_lettered(
         await wait_for(counted, timeout_s=60, what="all events counted", on_timeout=worker.log_tail)
         m = worker.metrics()
         for channel, count in per_channel.items():
-            assert sample(m, "streamkpi_channel_pageviews_total", channel=channel) == count
+            pageviews = sample(
+                m, "streamkpi_pageviews", window="24h", campaign="none", channel=channel
+            )
+            assert pageviews == count, channel
         for outcome in ("duplicate", "late"):
             assert sample(m, "streamkpi_events_total", topic="pageviews", outcome=outcome) == 0
         for reason, _key, _value in expected_dlq.values():
@@ -133,26 +136,33 @@ async def test_pageviews_are_counted_and_invalid_ones_dead_lettered(
 
 
 async def read_topic(
-    bootstrap: str, topic: str, partitions: int, expected: int
+    bootstrap: str, topic: str, partitions: int, expected: int, timeout_s: float = 30.0
 ) -> list[tuple[bytes, bytes, dict[str, bytes]]]:
-    """Read every record of ``topic`` and check there are exactly ``expected``."""
+    """Read the committed records of ``topic`` and check there are exactly ``expected``."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",  # dead letters are written in transactions
     )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        assert sum(end.values()) == expected, f"{topic} holds {sum(end.values())} records"
-        out = []
-        while len(out) < expected:
-            batch = await consumer.getmany(timeout_ms=5000)
-            assert batch, "DLQ read stalled"
+        out: list[tuple[bytes, bytes, dict[str, bytes]]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(out) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
             for messages in batch.values():
-                for msg in messages:
-                    out.append((msg.key, msg.value, dict(msg.headers)))
+                out.extend((m.key, m.value, dict(m.headers)) for m in messages)
+        # Everything committed so far has been read: nothing beyond the expected records.
+        end = await consumer.end_offsets(tps)
+        for tp in tps:
+            while await consumer.position(tp) < end[tp]:
+                extra = await consumer.getmany(tp, timeout_ms=500)
+                out.extend((m.key, m.value, dict(m.headers)) for m in extra.get(tp, []))
+        assert len(out) == expected, f"{topic} holds {len(out)} committed records, not {expected}"
         return out
     finally:
         await consumer.stop()

@@ -1,0 +1,282 @@
+"""The KPI engine on a real broker: exact counts, after SIGKILLs, and across two workers.
+
+One generated stream (>= 100k records over all five topics, with duplicates, disorder,
+late and invalid events) is produced once; each test consumes it with its own consumer
+group, state topic and DLQ, and compares what the workers export with the ground truth
+that streamkpi.generator.truth computes independently of the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _workers import Samples, WorkerProcess, wait_for
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streamkpi.events import Kind
+from streamkpi.generator.stream import GenConfig, Record, generate
+from streamkpi.generator.truth import Truth, TruthParams, ground_truth
+from streamkpi.kpis.spec import COMPONENTS, Labels
+from streamkpi.localkafka import LocalKafka, create_topics
+
+PARTITIONS = 4
+WINDOW = "24h"
+# Engine settings shared by the workers and the ground truth. Short timers so carts,
+# sessions and churn all resolve inside the generated span.
+ENGINE_ENV = {
+    "STREAMKPI_BUCKET_S": "60",
+    "STREAMKPI_WINDOWS": "5m,1h,24h",
+    "STREAMKPI_ALLOWED_LATENESS_S": "300",
+    "STREAMKPI_DEDUP_HORIZON_S": "3600",
+    "STREAMKPI_SESSION_GAP_S": "1800",
+    "STREAMKPI_VISITOR_MEMORY_S": "86400",
+    "STREAMKPI_EMAIL_MEMORY_S": "86400",
+    "STREAMKPI_CUSTOMER_MEMORY_S": "86400",
+    "STREAMKPI_CHURN_AFTER_S": "3600",
+    "STREAMKPI_ABANDON_AFTER_S": "1800",
+    "STREAMKPI_CURRENCY_RATES": '{"EUR": "1", "USD": "0.9", "GBP": "1.15"}',
+    "STREAMKPI_LABELS__MAX_CAMPAIGNS": "1000",
+    "STREAMKPI_LABELS__MAX_PAGES": "1000",
+    "STREAMKPI_IDLE_AFTER_S": "2",
+    "STREAMKPI_CHECKPOINT_INTERVAL_S": "0.5",
+    "STREAMKPI_TOPIC_PARTITIONS": str(PARTITIONS),
+}
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The produced input: topic names, records and what the workers must end up with."""
+
+    run: str
+    topics: dict[Kind, str]
+    records: list[Record]
+    truth: Truth
+    end_offsets: dict[TopicPartition, int]
+
+    def env(self, kafka: LocalKafka, app_id: str, tmp: Path) -> dict[str, str]:
+        env = {
+            **ENGINE_ENV,
+            "STREAMKPI_APP_ID": app_id,
+            "STREAMKPI_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "STREAMKPI_TOPICS__DLQ": f"{app_id}-dlq",
+            "STREAMKPI_DATA_DIR": str(tmp / app_id),
+            "STREAMKPI_LOG_LEVEL": "warning",
+        }
+        for kind, topic in self.topics.items():
+            env[f"STREAMKPI_TOPICS__{kind.value.upper()}"] = topic
+        return env
+
+
+def truth_params(now_s: float) -> TruthParams:
+    return TruthParams(
+        bucket_s=60,
+        allowed_lateness_s=300,
+        dedup_horizon_s=3600,
+        session_gap_s=1800,
+        visitor_memory_s=86400,
+        email_memory_s=86400,
+        customer_memory_s=86400,
+        churn_after_s=3600,
+        abandon_after_s=1800,
+        lead_events=frozenset({"signup"}),
+        reporting_currency="EUR",
+        rates={"EUR": Decimal(1), "USD": Decimal("0.9"), "GBP": Decimal("1.15")},
+        max_event_bytes=65536,
+        max_future_s=300.0,
+        # The workers' idle advance raises every watermark to about "now - lateness";
+        # every timer of the generated span is due well before that.
+        final_watermark_s=now_s - 300,
+        now_s=now_s,
+    )
+
+
+@pytest.fixture(scope="module")
+def stream(kafka_broker: LocalKafka) -> Iterator[Stream]:
+    now = time.time()
+    config = GenConfig.for_test(seed=7, start_s=now - 6 * 3600, partitions=PARTITIONS)
+    records = generate(config)
+    assert len(records) >= 100_000
+    truth = ground_truth(records, truth_params(now))
+    run = uuid.uuid4().hex[:6]
+    topics = {kind: f"{kind.value}-{run}" for kind in Kind}
+    ends = asyncio.run(_produce(kafka_broker.bootstrap_servers, topics, records))
+    yield Stream(run, topics, records, truth, ends)
+
+
+async def _produce(
+    bootstrap: str, topics: dict[Kind, str], records: list[Record]
+) -> dict[TopicPartition, int]:
+    await create_topics(bootstrap, list(topics.values()), partitions=PARTITIONS)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024, acks="all"
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topics[r.kind], r.value, key=r.key, partition=r.partition)
+            for r in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    counts = Counter((topics[r.kind], r.partition) for r in records)
+    return {TopicPartition(t, p): counts.get((t, p), 0) for t in topics.values() for p in range(PARTITIONS)}
+
+
+def expected_24h(truth: Truth, now_s: float) -> dict[tuple[str, tuple[str, ...]], float]:
+    """Return every non-zero component value of the 24 h window, from the ground truth."""
+    out: dict[tuple[str, tuple[str, ...]], float] = {}
+    for (component, bucket_start, labels), value in truth.buckets.items():
+        if bucket_start > now_s - 86400 + 60:  # the whole generated span is inside 24 h
+            out[(component, labels)] = out.get((component, labels), 0.0) + float(value)
+    # active at the window's start = active now - activations in the window + churns in it
+    for labels, active in truth.active_customers.items():
+        start = (
+            active
+            - out.get(("customer_activations", labels), 0.0)
+            + out.get(("churned_customers", labels), 0.0)
+        )
+        out[("active_customers", labels)] = start
+    return {k: v for k, v in out.items() if v != 0}
+
+
+def exported_24h(samples: list[Samples | None]) -> dict[tuple[str, tuple[str, ...]], float]:
+    """Sum the 24 h window series of every KPI component over ``samples`` (one per worker)."""
+    families = {c.metric: c for c in COMPONENTS}
+    out: dict[tuple[str, tuple[str, ...]], float] = {}
+    for worker_samples in samples:
+        assert worker_samples is not None, "a worker's /metrics did not answer"
+        for (name, labels), value in worker_samples.items():
+            component = families.get(name)
+            if component is None:
+                continue
+            label_map = dict(labels)
+            if label_map.pop("window") != WINDOW:
+                continue
+            if component.labels is Labels.page:
+                values: tuple[str, ...] = (label_map["page"],)
+            else:
+                values = (label_map["campaign"], label_map["channel"])
+            key = (component.name, values)
+            out[key] = out.get(key, 0.0) + value
+    return {k: v for k, v in out.items() if v != 0}
+
+
+def diff(expected: dict[Any, float], got: dict[Any, float]) -> list[str]:
+    keys = sorted(set(expected) | set(got), key=str)
+    return [
+        f"{k}: expected {expected.get(k)} got {got.get(k)}"
+        for k in keys
+        if abs(expected.get(k, 0.0) - got.get(k, 0.0)) > 1e-6 * max(1.0, abs(expected.get(k, 0.0)))
+    ]
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, tps: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {tp: (await consumer.committed(tp)) or 0 for tp in tps}
+    finally:
+        await consumer.stop()
+
+
+async def wait_until_exact(
+    stream: Stream, workers: list[WorkerProcess], kafka: LocalKafka, group: str
+) -> None:
+    """Wait until the workers' export equals the truth and offsets reach every end."""
+    expected = expected_24h(stream.truth, time.time())
+    last: list[str] = []
+
+    def matches() -> bool:
+        nonlocal last
+        last = diff(expected, exported_24h([w.metrics() for w in workers]))
+        return not last
+
+    def explain() -> str:
+        logs = "\n".join(w.log_tail(30) for w in workers)
+        return f"{len(last)} differences, e.g.\n" + "\n".join(last[:25]) + "\n" + logs
+
+    await wait_for(matches, timeout_s=240, what="exported counts == ground truth", on_timeout=explain)
+
+    async def caught_up() -> bool:
+        got = await committed_offsets(kafka.bootstrap_servers, group, list(stream.end_offsets))
+        return got == stream.end_offsets
+
+    await wait_for(caught_up, timeout_s=60, what="committed offsets at the end of every input")
+
+
+async def test_one_worker_counts_exactly(stream: Stream, kafka_broker: LocalKafka, tmp_path: Path) -> None:
+    app_id = f"exact-{stream.run}"
+    worker = WorkerProcess(stream.env(kafka_broker, app_id, tmp_path), tmp_path / "w.log")
+    worker.start()
+    try:
+        await wait_until_exact(stream, [worker], kafka_broker, app_id)
+        m = worker.metrics()
+        assert m is not None
+        for (kind, outcome), count in stream.truth.outcomes.items():
+            key = ("streamkpi_events_total", (("outcome", outcome), ("topic", kind)))
+            assert m.get(key) == count, (kind, outcome)
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+
+
+async def progress(kafka: LocalKafka, group: str, stream: Stream) -> float:
+    got = await committed_offsets(kafka.bootstrap_servers, group, list(stream.end_offsets))
+    return sum(got.values()) / sum(stream.end_offsets.values())
+
+
+async def test_sigkilled_worker_restarts_without_loss_or_double_count(
+    stream: Stream, kafka_broker: LocalKafka, tmp_path: Path
+) -> None:
+    app_id = f"crash-{stream.run}"
+    env = stream.env(kafka_broker, app_id, tmp_path)
+    worker = WorkerProcess(env, tmp_path / "w.log")
+    for fraction in (0.25, 0.6):
+        worker.start()
+
+        async def reached(fraction: float = fraction) -> bool:
+            return await progress(kafka_broker, app_id, stream) >= fraction
+
+        await wait_for(reached, timeout_s=180, what=f"{fraction:.0%} committed", on_timeout=worker.log_tail)
+        worker.stop(signal.SIGKILL)
+    assert await progress(kafka_broker, app_id, stream) < 1.0, "the kills came too late to matter"
+    worker.start()
+    try:
+        await wait_until_exact(stream, [worker], kafka_broker, app_id)
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+
+
+async def test_two_workers_add_up_with_one_restarted(
+    stream: Stream, kafka_broker: LocalKafka, tmp_path: Path
+) -> None:
+    app_id = f"scale-{stream.run}"
+    env = stream.env(kafka_broker, app_id, tmp_path)
+    first = WorkerProcess(env, tmp_path / "w1.log")
+    second = WorkerProcess(env, tmp_path / "w2.log")
+    first.start()
+    second.start()
+    try:
+
+        async def reached() -> bool:
+            return await progress(kafka_broker, app_id, stream) >= 0.3
+
+        await wait_for(reached, timeout_s=180, what="30% committed", on_timeout=first.log_tail)
+        assert second.stop() == 0, second.log_tail()
+        second.start()
+        await wait_until_exact(stream, [first, second], kafka_broker, app_id)
+    finally:
+        codes = [first.stop(), second.stop()]
+    assert codes == [0, 0], first.log_tail() + second.log_tail()
