@@ -248,10 +248,11 @@ def kafka_start(port: int, data_dir: Path) -> None:
     except LocalKafkaError as exc:
         _fail(str(exc))
     _say(f"Kafka is up on {broker.bootstrap_servers} - Ctrl-C to stop")
+    # Blocked first, or Python's own SIGINT handler would swallow the signal sigwait waits for.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    except KeyboardInterrupt:
-        pass
+        signal.sigwait(stop_signals)
     finally:
         _say("stopping Kafka")
         broker.stop()

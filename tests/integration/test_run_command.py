@@ -98,3 +98,42 @@ async def test_run_starts_broker_and_worker_and_ctrl_c_stops_both(
             proc.wait()
     left = {pid for pid in children if alive(pid)}
     assert not left, f"processes left behind: {left}\n{log_tail()}"
+
+
+async def test_kafka_start_runs_a_broker_until_ctrl_c(kafka_libs: Path, tmp_path: Path) -> None:
+    from streamkpi.localkafka import create_topics
+
+    port = free_kafka_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamkpi",
+            "kafka",
+            "start",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "kafka"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()  # blocks until the broker is up (or failed)
+        while line and "Kafka is up" not in line:
+            line = proc.stderr.readline().decode()
+        assert f"127.0.0.1:{port}" in line, line
+        assert await create_topics(f"127.0.0.1:{port}", ["hello"]) == ["hello"]
+        children = descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert not {pid for pid in children if alive(pid)}
