@@ -9,22 +9,24 @@ that streamkpi.generator.truth computes independently of the engine.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import orjson
 import pytest
 from _workers import Samples, WorkerProcess, wait_for
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streamkpi.config import load_settings
 from streamkpi.events import Kind
-from streamkpi.generator.stream import GenConfig, Record, generate
+from streamkpi.generator.stream import CURRENCY_RATES, GenConfig, Record, generate
 from streamkpi.generator.truth import Truth, TruthParams, ground_truth
 from streamkpi.kpis.spec import COMPONENTS, Labels
 from streamkpi.localkafka import LocalKafka, create_topics
@@ -44,7 +46,9 @@ ENGINE_ENV = {
     "STREAMKPI_CUSTOMER_MEMORY_S": "86400",
     "STREAMKPI_CHURN_AFTER_S": "3600",
     "STREAMKPI_ABANDON_AFTER_S": "1800",
-    "STREAMKPI_CURRENCY_RATES": '{"EUR": "1", "USD": "0.9", "GBP": "1.15"}',
+    "STREAMKPI_CURRENCY_RATES": orjson.dumps(
+        {k: str(v) for k, v in CURRENCY_RATES.items()}
+    ).decode(),
     "STREAMKPI_LABELS__MAX_CAMPAIGNS": "1000",
     "STREAMKPI_LABELS__MAX_PAGES": "1000",
     "STREAMKPI_IDLE_AFTER_S": "2",
@@ -78,39 +82,27 @@ class Stream:
 
 
 def truth_params(now_s: float) -> TruthParams:
-    return TruthParams(
-        bucket_s=60,
-        allowed_lateness_s=300,
-        dedup_horizon_s=3600,
-        session_gap_s=1800,
-        visitor_memory_s=86400,
-        email_memory_s=86400,
-        customer_memory_s=86400,
-        churn_after_s=3600,
-        abandon_after_s=1800,
-        lead_events=frozenset({"signup"}),
-        reporting_currency="EUR",
-        rates={"EUR": Decimal(1), "USD": Decimal("0.9"), "GBP": Decimal("1.15")},
-        max_event_bytes=65536,
-        max_future_s=300.0,
-        # The workers' idle advance raises every watermark to about "now - lateness";
-        # every timer of the generated span is due well before that.
-        final_watermark_s=now_s - 300,
-        now_s=now_s,
-    )
+    """Return the truth's parameters for workers running with ENGINE_ENV."""
+    with mock.patch.dict(os.environ, ENGINE_ENV):
+        settings = load_settings()
+    # The workers' idle advance raises every watermark to about "now - lateness"; the
+    # generated span ends early enough (SPAN_END_S) that every timer is due before that.
+    return TruthParams.from_settings(settings, now_s=now_s, final_watermark_s=now_s - 300)
 
 
 @pytest.fixture(scope="module")
-def stream(kafka_broker: LocalKafka) -> Iterator[Stream]:
+def stream(kafka_broker: LocalKafka) -> Stream:
     now = time.time()
-    config = GenConfig.for_test(seed=7, start_s=now - 6 * 3600, partitions=PARTITIONS)
+    # The span ends 2 h ago: longer than churn_after + lateness, so all of its timers fire.
+    config = GenConfig.for_test(seed=7, start_s=now - 8 * 3600, partitions=PARTITIONS)
+    assert config.start_s + config.duration_s <= now - 3600 - 300
     records = generate(config)
     assert len(records) >= 100_000
     truth = ground_truth(records, truth_params(now))
     run = uuid.uuid4().hex[:6]
     topics = {kind: f"{kind.value}-{run}" for kind in Kind}
     ends = asyncio.run(_produce(kafka_broker.bootstrap_servers, topics, records))
-    yield Stream(run, topics, records, truth, ends)
+    return Stream(run, topics, records, truth, ends)
 
 
 async def _produce(
@@ -130,7 +122,11 @@ async def _produce(
     finally:
         await producer.stop()
     counts = Counter((topics[r.kind], r.partition) for r in records)
-    return {TopicPartition(t, p): counts.get((t, p), 0) for t in topics.values() for p in range(PARTITIONS)}
+    return {
+        TopicPartition(t, p): counts.get((t, p), 0)
+        for t in topics.values()
+        for p in range(PARTITIONS)
+    }
 
 
 def expected_24h(truth: Truth, now_s: float) -> dict[tuple[str, tuple[str, ...]], float]:
@@ -184,7 +180,9 @@ def diff(expected: dict[Any, float], got: dict[Any, float]) -> list[str]:
 async def committed_offsets(
     bootstrap: str, group: str, tps: list[TopicPartition]
 ) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         return {tp: (await consumer.committed(tp)) or 0 for tp in tps}
@@ -208,7 +206,9 @@ async def wait_until_exact(
         logs = "\n".join(w.log_tail(30) for w in workers)
         return f"{len(last)} differences, e.g.\n" + "\n".join(last[:25]) + "\n" + logs
 
-    await wait_for(matches, timeout_s=240, what="exported counts == ground truth", on_timeout=explain)
+    await wait_for(
+        matches, timeout_s=240, what="exported counts == ground truth", on_timeout=explain
+    )
 
     async def caught_up() -> bool:
         got = await committed_offsets(kafka.bootstrap_servers, group, list(stream.end_offsets))
@@ -217,7 +217,9 @@ async def wait_until_exact(
     await wait_for(caught_up, timeout_s=60, what="committed offsets at the end of every input")
 
 
-async def test_one_worker_counts_exactly(stream: Stream, kafka_broker: LocalKafka, tmp_path: Path) -> None:
+async def test_one_worker_counts_exactly(
+    stream: Stream, kafka_broker: LocalKafka, tmp_path: Path
+) -> None:
     app_id = f"exact-{stream.run}"
     worker = WorkerProcess(stream.env(kafka_broker, app_id, tmp_path), tmp_path / "w.log")
     worker.start()
@@ -249,7 +251,9 @@ async def test_sigkilled_worker_restarts_without_loss_or_double_count(
         async def reached(fraction: float = fraction) -> bool:
             return await progress(kafka_broker, app_id, stream) >= fraction
 
-        await wait_for(reached, timeout_s=180, what=f"{fraction:.0%} committed", on_timeout=worker.log_tail)
+        await wait_for(
+            reached, timeout_s=180, what=f"{fraction:.0%} committed", on_timeout=worker.log_tail
+        )
         worker.stop(signal.SIGKILL)
     assert await progress(kafka_broker, app_id, stream) < 1.0, "the kills came too late to matter"
     worker.start()
