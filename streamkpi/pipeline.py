@@ -24,7 +24,8 @@ from streamkpi.config import Settings
 from streamkpi.dlq import DeadLetter, dead_letter_headers, encode_dead_letter
 from streamkpi.events import Event, Kind, ParseContext, Rejection, parse
 from streamkpi.exporter.pipeline import Outcome, PipelineMetrics
-from streamkpi.kpis.engine import EngineConfig, PartitionEngine
+from streamkpi.kpis.config import EngineConfig
+from streamkpi.kpis.engine import PartitionEngine
 from streamkpi.statestore import Checkpoint, OutRecord, StateStore
 
 __all__ = ["Pipeline", "SourceRecord"]

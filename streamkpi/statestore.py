@@ -74,18 +74,7 @@ class StateStore:
         self.topic = state_topic_name(settings)
         self._started = False
         self._start_lock = asyncio.Lock()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id=f"{settings.app_id}-state",
-            transactional_id=transactional_id(settings),
-            enable_idempotence=True,
-            acks="all",
-            # Bounds how long a crashed worker's open transaction can block a restore when
-            # its successor comes back under another id (same id: aborted at once).
-            transaction_timeout_ms=int(settings.transaction_timeout_s * 1000),
-            max_request_size=8 * 1024 * 1024,
-            **aiokafka_security(settings),
-        )
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         """Connect, register the transactional id and fence any zombie holding it (once).
@@ -95,12 +84,27 @@ class StateStore:
         """
         async with self._start_lock:
             if not self._started:
+                # aiokafka binds a client to the running loop, so it is made here, not in
+                # __init__ (which runs before Faust has a loop).
+                settings = self._settings
+                self._producer = AIOKafkaProducer(
+                    bootstrap_servers=settings.bootstrap_servers,
+                    client_id=f"{settings.app_id}-state",
+                    transactional_id=transactional_id(settings),
+                    enable_idempotence=True,
+                    acks="all",
+                    # Bounds how long a crashed worker's open transaction can hold back a
+                    # restore when its successor has another id (same id: aborted at once).
+                    transaction_timeout_ms=int(settings.transaction_timeout_s * 1000),
+                    max_request_size=8 * 1024 * 1024,
+                    **aiokafka_security(settings),
+                )
                 await self._producer.start()
                 self._started = True
 
     async def stop(self) -> None:
         """Flush and disconnect."""
-        if self._started:
+        if self._started and self._producer is not None:
             await self._producer.stop()
             self._started = False
 
@@ -108,6 +112,7 @@ class StateStore:
         """Commit ``checkpoint`` atomically; raise (after aborting) if that fails."""
         await self.start()
         producer = self._producer
+        assert producer is not None
         await producer.begin_transaction()
         try:
             for partition, entries in checkpoint.entries.items():

@@ -32,7 +32,7 @@ def _attach_one(app: faust.App, runtime: Runtime, kind: Kind) -> None:
     async def consume(stream: StreamT[Any]) -> None:
         # noack: offsets are committed by the checkpoint transaction with the state they
         # produced (streamkpi/statestore.py), not by Faust's at-least-once acks.
-        async for event in stream.noack().events():
+        async for event in stream.noack().events():  # type: ignore[attr-defined]  # on Stream
             message = event.message
             await pipeline.handle(
                 kind,

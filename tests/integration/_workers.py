@@ -59,7 +59,9 @@ class WorkerProcess:
             ) from None
 
     def metrics(self) -> Samples | None:
-        """Return every sample of this worker's /metrics, or None while it is down."""
+        """Return every sample of this worker's /metrics, or None while it is starting."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
         return scrape(self.web_port)
 
 

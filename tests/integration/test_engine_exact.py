@@ -199,7 +199,11 @@ async def wait_until_exact(
 
     def matches() -> bool:
         nonlocal last
-        last = diff(expected, exported_24h([w.metrics() for w in workers]))
+        samples = [w.metrics() for w in workers]
+        if any(m is None for m in samples):
+            last = ["a worker's /metrics does not answer yet"]
+            return False
+        last = diff(expected, exported_24h(samples))
         return not last
 
     def explain() -> str:

@@ -1,0 +1,294 @@
+"""Orders: purchases, refunds, carts, returning and active customers (README, "Orders").
+
+State per customer: the ts of their latest purchase (``returning_purchases`` look-back
+and churn time), the labels they were activated with while active, and their open carts.
+Cart abandonment and churn write counts when they fire, so they run on an exact heap of
+(time, customer); the look-back memory only bounds state and uses a timer wheel.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Final
+
+from streamkpi.events import OrderEvent
+from streamkpi.kpis import codec
+from streamkpi.kpis.buckets import MONEY, BucketStore, Family
+from streamkpi.kpis.config import EngineConfig
+from streamkpi.kpis.labels import NONE, LabelCap, LabelSpace
+from streamkpi.kpis.timers import Wheel
+
+__all__ = ["ORDERS", "Customer", "Orders"]
+
+ORDERS: Final = Family(
+    "or",
+    (
+        "purchases",
+        "returning_purchases",
+        "revenue",
+        "conversions",
+        "customer_activations",
+        "churned_customers",
+        "refunds",
+        "refunded_revenue",
+        "carts_created",
+        "carts_abandoned",
+    ),
+)
+_PURCHASES: Final = ORDERS.pos("purchases")
+_RETURNING: Final = ORDERS.pos("returning_purchases")
+_REVENUE: Final = ORDERS.pos("revenue")
+_CONVERSIONS: Final = ORDERS.pos("conversions")
+_ACTIVATIONS: Final = ORDERS.pos("customer_activations")
+_CHURNED: Final = ORDERS.pos("churned_customers")
+_REFUNDS: Final = ORDERS.pos("refunds")
+_REFUNDED: Final = ORDERS.pos("refunded_revenue")
+_CARTS_CREATED: Final = ORDERS.pos("carts_created")
+_CARTS_ABANDONED: Final = ORDERS.pos("carts_abandoned")
+
+_ZERO: Final = Decimal(0)
+
+
+class Customer:
+    """One customer's latest purchase, activation labels and open carts."""
+
+    __slots__ = ("active", "carts", "last", "memory_slot", "sched")
+
+    def __init__(self) -> None:
+        """Start with no purchase and no cart."""
+        self.last: float | None = None  # ts of the latest purchase processed
+        self.active: int | None = None  # label id of the activation, while active
+        self.carts: dict[str, tuple[float, int]] | None = None  # cart_id -> (ts, label id)
+        self.sched: float | None = None  # time of this customer's live heap entry
+        # Wheel slot of the look-back memory; -1 once forgotten (or never set).
+        self.memory_slot = -1
+
+    def next_due(self, abandon_after_s: int, churn_after_s: int) -> float | None:
+        """Return the time of this customer's next abandonment or churn, if any."""
+        due = None
+        if self.active is not None and self.last is not None:
+            due = self.last + churn_after_s
+        if self.carts:
+            first = min(ts for ts, _ in self.carts.values()) + abandon_after_s
+            if due is None or first < due:
+                due = first
+        return due
+
+
+class Orders:
+    """The order rules over the customers of one partition."""
+
+    def __init__(
+        self, config: EngineConfig, store: BucketStore, campaigns: LabelCap, cc: LabelSpace
+    ) -> None:
+        """Count into ``store``."""
+        self._store = store
+        self._family = store.family_index(ORDERS)
+        self._bucket_s = config.bucket_s
+        self._memory_s = config.customer_memory_s
+        self._churn_s = config.churn_after_s
+        self._abandon_s = config.abandon_after_s
+        self._campaigns = campaigns
+        self._cc = cc
+        self.customers: dict[str, Customer] = {}
+        self.active: dict[int, int] = {}  # activation label id -> customers active
+        self._heap: list[tuple[float, str]] = []  # (abandonment or churn time, customer)
+        self._forget: Wheel[str] = Wheel(config.bucket_s)
+        self.dirty: dict[str, None] = {}
+
+    def apply(self, event: OrderEvent, wm: float | None) -> None:
+        """Apply one accepted orders event."""
+        kind = event.type
+        ts = event.ts_s
+        channel = event.channel or NONE
+        gid = self._cc.gid((self._campaigns.resolve(event.campaign), channel))
+        start = int(ts // self._bucket_s) * self._bucket_s
+        store = self._store
+        family = self._family
+        if kind == "purchase":
+            self._purchase(event, ts, gid, start)
+        elif kind == "refund":
+            cell = store.cell(family, start, gid)
+            if cell is not None:
+                values, at = cell
+                values[at + _REFUNDS] += 1
+                refunded = at + _REFUNDED
+                values[refunded] = MONEY.add(values[refunded], event.amount_reporting or _ZERO)
+        elif kind == "cart_created" and event.cart_id:
+            customer_id = event.customer_id
+            customer = self.customers.get(customer_id)
+            if customer is None:
+                customer = self.customers[customer_id] = Customer()
+            carts = customer.carts
+            if carts is None:
+                carts = customer.carts = {}
+            if event.cart_id in carts:
+                return  # already open
+            carts[event.cart_id] = (ts, gid)
+            cell = store.cell(family, start, gid)
+            if cell is not None:
+                values, at = cell
+                values[at + _CARTS_CREATED] += 1
+            self._schedule(customer_id, customer)
+            self.dirty[customer_id] = None
+        # checkout_started: no rule counts it
+
+    def _purchase(self, event: OrderEvent, ts: float, gid: int, start: int) -> None:
+        cell = self._store.cell(self._family, start, gid)
+        customer_id = event.customer_id
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            customer = self.customers[customer_id] = Customer()
+        last = customer.last
+        if cell is not None:
+            values, at = cell
+            values[at + _PURCHASES] += 1
+            revenue = at + _REVENUE
+            values[revenue] = MONEY.add(values[revenue], event.amount_reporting or _ZERO)
+            values[at + _CONVERSIONS] += 1
+            if last is not None and last >= ts - self._memory_s:
+                values[at + _RETURNING] += 1
+            if customer.active is None:
+                values[at + _ACTIVATIONS] += 1
+        if last is None or ts > last:
+            customer.last = last = ts
+        if customer.memory_slot < 0:
+            customer.memory_slot = self._forget.add(last + self._memory_s, customer_id)
+        if customer.active is None:
+            customer.active = gid
+            self.active[gid] = self.active.get(gid, 0) + 1
+        carts = customer.carts
+        if carts:
+            cart_id = event.cart_id
+            for open_id, (cart_ts, _) in list(carts.items()):
+                if (not cart_id or cart_id == open_id) and (
+                    cart_ts <= ts < cart_ts + self._abandon_s
+                ):
+                    del carts[open_id]  # bought
+            if not carts:
+                customer.carts = None
+        self._schedule(customer_id, customer)
+        self.dirty[customer_id] = None
+
+    def _schedule(self, customer_id: str, customer: Customer) -> None:
+        """Keep a heap entry at or before the customer's next due time."""
+        due = customer.next_due(self._abandon_s, self._churn_s)
+        if due is not None and (customer.sched is None or due < customer.sched):
+            customer.sched = due
+            heapq.heappush(self._heap, (due, customer_id))
+
+    def fire(self, wm: float) -> None:
+        """Fire abandonments and churns due at watermark ``wm``; drop forgotten customers."""
+        heap = self._heap
+        customers = self.customers
+        bucket_s = self._bucket_s
+        while heap and heap[0][0] <= wm:
+            due, customer_id = heapq.heappop(heap)
+            customer = customers.get(customer_id)
+            if customer is None or customer.sched != due:
+                continue  # stale: the customer has another entry
+            customer.sched = None
+            carts = customer.carts
+            if carts:
+                for cart_id, (cart_ts, cart_gid) in list(carts.items()):
+                    if cart_ts + self._abandon_s <= due:
+                        del carts[cart_id]
+                        start = int(cart_ts // bucket_s) * bucket_s
+                        cell = self._store.cell(self._family, start, cart_gid)
+                        if cell is not None:
+                            values, at = cell
+                            values[at + _CARTS_ABANDONED] += 1
+                        self.dirty[customer_id] = None
+                if not carts:
+                    customer.carts = None
+            active = customer.active
+            if active is not None and customer.last is not None:
+                churn_s = customer.last + self._churn_s
+                if churn_s <= due:
+                    customer.active = None
+                    self.active[active] -= 1
+                    start = int(churn_s // bucket_s) * bucket_s
+                    cell = self._store.cell(self._family, start, active)
+                    if cell is not None:
+                        values, at = cell
+                        values[at + _CHURNED] += 1
+                    self.dirty[customer_id] = None
+            self._schedule(customer_id, customer)
+            self._drop_if_done(customer_id, customer)
+        forget = self._forget
+        if wm >= forget.next_due_s:
+            for k, keys in forget.due(wm):
+                for customer_id in keys:
+                    customer = customers.get(customer_id)
+                    if customer is None or customer.memory_slot != k or customer.last is None:
+                        continue
+                    expiry = customer.last + self._memory_s
+                    if forget.slot(expiry) <= k:
+                        customer.memory_slot = -1
+                        self._drop_if_done(customer_id, customer)
+                    else:
+                        customer.memory_slot = forget.add(expiry, customer_id)
+
+    def _drop_if_done(self, customer_id: str, customer: Customer) -> None:
+        if customer.active is None and not customer.carts and customer.memory_slot < 0:
+            del self.customers[customer_id]
+            self.dirty[customer_id] = None
+
+    def take_dirty(self, out: list[tuple[bytes, bytes | None]]) -> None:
+        """Append the entries of the customers changed since the last call to ``out``."""
+        self._encode(self.dirty, out)
+        self.dirty.clear()
+
+    def take_all(self, out: list[tuple[bytes, bytes | None]]) -> None:
+        """Append the entries of all customers to ``out`` (O(state): for tests and debugging)."""
+        self._encode(list(self.customers), out)
+
+    def _encode(self, keys: Iterable[str], out: list[tuple[bytes, bytes | None]]) -> None:
+        labels = self._cc.labels
+        for customer_id in keys:
+            key = codec.text_key(codec.CUSTOMER, customer_id)
+            customer = self.customers.get(customer_id)
+            if customer is None:
+                out.append((key, None))
+                continue
+            active = None if customer.active is None else list(labels[customer.active])
+            carts = None
+            if customer.carts:
+                carts = [
+                    [cart_id, cart_ts, *labels[cart_gid]]
+                    for cart_id, (cart_ts, cart_gid) in customer.carts.items()
+                ]
+            out.append((key, codec.dumps([customer.last, active, carts])))
+
+    def load(self, key_rest: bytes, value: bytes) -> None:
+        """Restore one customer entry (key without its ``c|`` prefix)."""
+        customer = Customer()
+        customer.last, active, carts = codec.loads(value)
+        if active is not None:
+            customer.active = gid = self._cc.gid(tuple(active))
+            self.active[gid] = self.active.get(gid, 0) + 1
+        if carts:
+            customer.carts = {
+                cart_id: (cart_ts, self._cc.gid((campaign, channel)))
+                for cart_id, cart_ts, campaign, channel in carts
+            }
+        self.customers[key_rest.decode()] = customer
+
+    def rebuild_timers(self, wm: float | None) -> None:
+        """Schedule every restored customer; file the look-back memories still running."""
+        forget = self._forget
+        for customer_id, customer in self.customers.items():
+            self._schedule(customer_id, customer)
+            if customer.last is not None:
+                k = forget.slot(customer.last + self._memory_s)
+                # Forgotten already if its slot was due (see fire): it stays for its
+                # activation or carts only.
+                if wm is None or wm < (k + 1) * forget.slot_s:
+                    customer.memory_slot = k
+                    forget.add_to(k, customer_id)
+
+    def active_counts(self) -> dict[int, int]:
+        """Return label id -> customers active now (zeros omitted)."""
+        return {gid: n for gid, n in self.active.items() if n}
