@@ -11,6 +11,10 @@ the one that produced them.
 Per topic-partition (one per kind): a watermark, the next offset, the remembered event
 ids and the timers of that kind. Per partition: the label caps (in processing order
 across all kinds), the bucket cells, and bucket expiry by the highest watermark.
+
+The parts: ``buckets`` (cells, expiry), ``windows`` (running window sums), ``labels``
+(caps, interned label tuples), ``dedup``, ``timers`` (the wheel), the rules of each kind
+(``sessions``, ``email``, ``orders``, ``stateless``) and ``codec`` (entry keys, values).
 """
 
 from __future__ import annotations

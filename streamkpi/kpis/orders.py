@@ -2,8 +2,10 @@
 
 State per customer: the ts of their latest purchase (``returning_purchases`` look-back
 and churn time), the labels they were activated with while active, and their open carts.
-Cart abandonment and churn write counts when they fire, so they run on an exact heap of
-(time, customer); the look-back memory only bounds state and uses a timer wheel.
+Cart abandonment and churn write counts when they fire, so they run on exact heaps: one
+entry per open cart (popped at its deadline), and one per active customer (churn time
+only moves later, so a popped entry that is early files the customer again). The
+look-back memory only bounds state and uses a timer wheel.
 """
 
 from __future__ import annotations
@@ -54,27 +56,16 @@ _ZERO: Final = Decimal(0)
 class Customer:
     """One customer's latest purchase, activation labels and open carts."""
 
-    __slots__ = ("active", "carts", "last", "memory_slot", "sched")
+    __slots__ = ("active", "carts", "churn_at", "last", "memory_slot")
 
     def __init__(self) -> None:
         """Start with no purchase and no cart."""
         self.last: float | None = None  # ts of the latest purchase processed
         self.active: int | None = None  # label id of the activation, while active
         self.carts: dict[str, tuple[float, int]] | None = None  # cart_id -> (ts, label id)
-        self.sched: float | None = None  # time of this customer's live heap entry
+        self.churn_at: float | None = None  # time of this customer's churn heap entry
         # Wheel slot of the look-back memory; -1 once forgotten (or never set).
         self.memory_slot = -1
-
-    def next_due(self, abandon_after_s: int, churn_after_s: int) -> float | None:
-        """Return the time of this customer's next abandonment or churn, if any."""
-        due = None
-        if self.active is not None and self.last is not None:
-            due = self.last + churn_after_s
-        if self.carts:
-            first = min(ts for ts, _ in self.carts.values()) + abandon_after_s
-            if due is None or first < due:
-                due = first
-        return due
 
 
 class Orders:
@@ -94,7 +85,8 @@ class Orders:
         self._cc = cc
         self.customers: dict[str, Customer] = {}
         self.active: dict[int, int] = {}  # activation label id -> customers active
-        self._heap: list[tuple[float, str]] = []  # (abandonment or churn time, customer)
+        self._carts: list[tuple[float, str, str]] = []  # (deadline, customer, cart_id)
+        self._churns: list[tuple[float, str]] = []  # (churn time, customer)
         self._forget: Wheel[str] = Wheel(config.bucket_s)
         self.dirty: dict[str, None] = {}
 
@@ -127,11 +119,11 @@ class Orders:
             if event.cart_id in carts:
                 return  # already open
             carts[event.cart_id] = (ts, gid)
+            heapq.heappush(self._carts, (ts + self._abandon_s, customer_id, event.cart_id))
             cell = store.cell(family, start, gid)
             if cell is not None:
                 values, at = cell
                 values[at + _CARTS_CREATED] += 1
-            self._schedule(customer_id, customer)
             self.dirty[customer_id] = None
         # checkout_started: no rule counts it
 
@@ -159,6 +151,8 @@ class Orders:
         if customer.active is None:
             customer.active = gid
             self.active[gid] = self.active.get(gid, 0) + 1
+            customer.churn_at = churn_at = last + self._churn_s
+            heapq.heappush(self._churns, (churn_at, customer_id))
         carts = customer.carts
         if carts:
             cart_id = event.cart_id
@@ -169,59 +163,23 @@ class Orders:
                     del carts[open_id]  # bought
             if not carts:
                 customer.carts = None
-        self._schedule(customer_id, customer)
         self.dirty[customer_id] = None
-
-    def _schedule(self, customer_id: str, customer: Customer) -> None:
-        """Keep a heap entry at or before the customer's next due time."""
-        due = customer.next_due(self._abandon_s, self._churn_s)
-        if due is not None and (customer.sched is None or due < customer.sched):
-            customer.sched = due
-            heapq.heappush(self._heap, (due, customer_id))
 
     def fire(self, wm: float) -> None:
         """Fire abandonments and churns due at watermark ``wm``; drop forgotten customers."""
-        heap = self._heap
-        customers = self.customers
-        bucket_s = self._bucket_s
-        while heap and heap[0][0] <= wm:
-            due, customer_id = heapq.heappop(heap)
-            customer = customers.get(customer_id)
-            if customer is None or customer.sched != due:
-                continue  # stale: the customer has another entry
-            customer.sched = None
-            carts = customer.carts
-            if carts:
-                for cart_id, (cart_ts, cart_gid) in list(carts.items()):
-                    if cart_ts + self._abandon_s <= due:
-                        del carts[cart_id]
-                        start = int(cart_ts // bucket_s) * bucket_s
-                        cell = self._store.cell(self._family, start, cart_gid)
-                        if cell is not None:
-                            values, at = cell
-                            values[at + _CARTS_ABANDONED] += 1
-                        self.dirty[customer_id] = None
-                if not carts:
-                    customer.carts = None
-            active = customer.active
-            if active is not None and customer.last is not None:
-                churn_s = customer.last + self._churn_s
-                if churn_s <= due:
-                    customer.active = None
-                    self.active[active] -= 1
-                    start = int(churn_s // bucket_s) * bucket_s
-                    cell = self._store.cell(self._family, start, active)
-                    if cell is not None:
-                        values, at = cell
-                        values[at + _CHURNED] += 1
-                    self.dirty[customer_id] = None
-            self._schedule(customer_id, customer)
-            self._drop_if_done(customer_id, customer)
+        carts = self._carts
+        churns = self._churns
+        # Both heaps, merged in time order.
+        while (carts and carts[0][0] <= wm) or (churns and churns[0][0] <= wm):
+            if churns and (not carts or churns[0][0] < carts[0][0]):
+                self._churn(*heapq.heappop(churns))
+            else:
+                self._abandon(*heapq.heappop(carts))
         forget = self._forget
         if wm >= forget.next_due_s:
             for k, keys in forget.due(wm):
                 for customer_id in keys:
-                    customer = customers.get(customer_id)
+                    customer = self.customers.get(customer_id)
                     if customer is None or customer.memory_slot != k or customer.last is None:
                         continue
                     expiry = customer.last + self._memory_s
@@ -230,6 +188,48 @@ class Orders:
                         self._drop_if_done(customer_id, customer)
                     else:
                         customer.memory_slot = forget.add(expiry, customer_id)
+
+    def _abandon(self, deadline: float, customer_id: str, cart_id: str) -> None:
+        customer = self.customers.get(customer_id)
+        carts = customer.carts if customer is not None else None
+        cart = carts.get(cart_id) if carts else None
+        if customer is None or carts is None or cart is None:
+            return  # bought, or abandoned already
+        cart_ts, cart_gid = cart
+        if cart_ts + self._abandon_s != deadline:
+            return  # a later cart with the same id has its own entry
+        del carts[cart_id]
+        if not carts:
+            customer.carts = None
+        start = int(cart_ts // self._bucket_s) * self._bucket_s
+        cell = self._store.cell(self._family, start, cart_gid)
+        if cell is not None:
+            values, at = cell
+            values[at + _CARTS_ABANDONED] += 1
+        self.dirty[customer_id] = None
+        self._drop_if_done(customer_id, customer)
+
+    def _churn(self, due: float, customer_id: str) -> None:
+        customer = self.customers.get(customer_id)
+        if customer is None or customer.churn_at != due or customer.last is None:
+            return  # stale: churned and active again since, with another entry
+        active = customer.active
+        if active is None:
+            return
+        churn_at = customer.last + self._churn_s
+        if churn_at > due:  # bought again since: file it at its new time
+            customer.churn_at = churn_at
+            heapq.heappush(self._churns, (churn_at, customer_id))
+            return
+        customer.active = customer.churn_at = None
+        self.active[active] -= 1
+        start = int(churn_at // self._bucket_s) * self._bucket_s
+        cell = self._store.cell(self._family, start, active)
+        if cell is not None:
+            values, at = cell
+            values[at + _CHURNED] += 1
+        self.dirty[customer_id] = None
+        self._drop_if_done(customer_id, customer)
 
     def _drop_if_done(self, customer_id: str, customer: Customer) -> None:
         if customer.active is None and not customer.carts and customer.memory_slot < 0:
@@ -277,10 +277,14 @@ class Orders:
         self.customers[key_rest.decode()] = customer
 
     def rebuild_timers(self, wm: float | None) -> None:
-        """Schedule every restored customer; file the look-back memories still running."""
+        """Schedule every restored cart and churn; file the look-back memories still running."""
         forget = self._forget
         for customer_id, customer in self.customers.items():
-            self._schedule(customer_id, customer)
+            if customer.active is not None and customer.last is not None:
+                customer.churn_at = churn_at = customer.last + self._churn_s
+                heapq.heappush(self._churns, (churn_at, customer_id))
+            for cart_id, (cart_ts, _) in (customer.carts or {}).items():
+                heapq.heappush(self._carts, (cart_ts + self._abandon_s, customer_id, cart_id))
             if customer.last is not None:
                 k = forget.slot(customer.last + self._memory_s)
                 # Forgotten already if its slot was due (see fire): it stays for its

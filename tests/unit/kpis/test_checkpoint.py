@@ -311,3 +311,20 @@ def test_entries_of_another_bucket_size_are_refused(other: EngineConfig) -> None
 def test_unknown_entries_are_refused() -> None:
     with pytest.raises(IncompatibleState):
         PartitionEngine.restore(0, CONFIG, [(b"z|what", b"1")])
+
+
+def test_take_dirty_returns_only_what_one_event_changed() -> None:
+    engine = PartitionEngine(0, CONFIG)
+    for i in range(2000):
+        engine.process(Kind.pageviews, pageview(T0 + i / 100, f"v{i}", event_id=f"p{i}"), i)
+    assert len(engine.take_dirty()) > 2000
+    engine.process(Kind.pageviews, pageview(T0 + 20, "v7", event_id="one more"), 2000)
+    keys = [key for key, _ in engine.take_dirty()]
+    assert keys == [
+        b"w|pageviews",
+        b'b|["pv",1764158420,"none","direct"]',  # its page view, in the session's labels
+        b'b|["pv",1764158400,"none","direct"]',  # 2nd page view engages: bounce taken back
+        b'b|["lp",1764158400,"none"]',
+        b"v|v7",
+        b"d|pageviews|176415842|0",  # a new chunk of remembered ids
+    ]
