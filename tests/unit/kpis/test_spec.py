@@ -1,0 +1,60 @@
+"""The KPI table is consistent, and the README's KPI table is generated from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamkpi.kpis.spec import COMPONENTS, KPIS, Kpi, Labels, component
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def test_names_are_unique_and_prometheus_safe() -> None:
+    names = [c.name for c in COMPONENTS]
+    assert len(names) == len(set(names))
+    assert len({k.name for k in KPIS}) == len(KPIS)
+    for name in names:
+        assert name.replace("_", "").isalnum(), name
+        assert name.islower(), name
+
+
+def test_every_kpi_reads_existing_components_with_its_labels() -> None:
+    for k in KPIS:
+        for name in k.components:
+            assert component(name).labels is k.labels, (k.name, name)
+
+
+def test_ratio_kpis_have_a_denominator_and_plain_ones_do_not_subtract() -> None:
+    for k in KPIS:
+        if not k.is_ratio:
+            assert not k.subtract, k.name
+            assert len(k.numerator) == 1, k.name
+
+
+def formula(k: Kpi) -> str:
+    num = " + ".join(k.numerator)
+    if k.subtract:
+        num = f"{num} - {' - '.join(k.subtract)}"
+    if not k.denominator:
+        return num
+    den = " + ".join(k.denominator)
+    text = f"({num}) / {den}" if k.subtract or len(k.numerator) > 1 else f"{num} / {den}"
+    return f"{k.scale:g} * {text}" if k.scale != 1 else text
+
+
+def test_readme_kpi_table_matches_the_spec() -> None:
+    rows = [
+        f"| {k.category.value} | `{k.name}` | {k.help} | `{formula(k)}` | {k.unit.value} "
+        f"| {k.direction.value} |"
+        for k in KPIS
+    ]
+    text = README.read_text()
+    missing = [row for row in rows if row not in text]
+    assert not missing, "README.md's KPI table is stale; expected rows:\n" + "\n".join(missing)
+
+
+def test_page_components_are_the_landing_ones() -> None:
+    assert {c.name for c in COMPONENTS if c.labels is Labels.page} == {
+        "landing_sessions",
+        "landing_bounced_sessions",
+    }
