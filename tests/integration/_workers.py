@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -112,3 +113,36 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{on_timeout()}")
         await asyncio.sleep(0.25)
+
+
+async def read_topic(
+    bootstrap: str, topic: str, partitions: int, expected: int, timeout_s: float = 30.0
+) -> list[tuple[bytes, bytes, dict[str, bytes]]]:
+    """Read the committed records of ``topic`` and check there are exactly ``expected``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",  # dead letters are written in transactions
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[tuple[bytes, bytes, dict[str, bytes]]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(out) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                out.extend((m.key, m.value, dict(m.headers)) for m in messages)
+        # Everything committed so far has been read: nothing beyond the expected records.
+        end = await consumer.end_offsets(tps)
+        for tp in tps:
+            while await consumer.position(tp) < end[tp]:
+                extra = await consumer.getmany(tp, timeout_ms=500)
+                out.extend((m.key, m.value, dict(m.headers)) for m in extra.get(tp, []))
+        assert len(out) == expected, f"{topic} holds {len(out)} committed records, not {expected}"
+        return out
+    finally:
+        await consumer.stop()

@@ -21,7 +21,7 @@ from unittest import mock
 
 import orjson
 import pytest
-from _workers import Samples, WorkerProcess, wait_for
+from _workers import Samples, WorkerProcess, read_topic, wait_for
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamkpi.config import load_settings
@@ -234,6 +234,29 @@ async def test_one_worker_counts_exactly(
         for (kind, outcome), count in stream.truth.outcomes.items():
             key = ("streamkpi_events_total", (("outcome", outcome), ("topic", kind)))
             assert m.get(key) == count, (kind, outcome)
+        # The dead-letter topic holds exactly the invalid and the late records, once each.
+        expected_reasons = Counter(
+            {(kind, reason): n for (kind, reason), n in stream.truth.invalid_reasons.items()}
+        )
+        for (kind, outcome), n in stream.truth.outcomes.items():
+            if outcome == "late" and n:
+                expected_reasons[(kind, "late")] += n
+        letters = await read_topic(
+            kafka_broker.bootstrap_servers,
+            f"{app_id}-dlq",
+            PARTITIONS,
+            sum(expected_reasons.values()),
+        )
+        kind_of = {topic: kind.value for kind, topic in stream.topics.items()}
+        got_reasons = Counter()
+        sources = set()
+        for _key, value, _headers in letters:
+            letter = orjson.loads(value)
+            source = letter["source"]
+            got_reasons[(kind_of[source["topic"]], letter["reason"])] += 1
+            sources.add((source["topic"], source["partition"], source["offset"]))
+        assert len(sources) == len(letters), "a record was dead-lettered twice"
+        assert got_reasons == +expected_reasons
     finally:
         assert worker.stop() == 0, worker.log_tail()
 
