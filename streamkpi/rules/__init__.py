@@ -1,0 +1,1 @@
+"""Prometheus rules generated from the KPI spec (``streamkpi rules generate``)."""
