@@ -14,6 +14,7 @@ import signal
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from unittest import mock
 
 import orjson
 import pytest
+from _prometheus import RULE_FILES, PrometheusProcess
 from _workers import Samples, WorkerProcess, read_topic, wait_for
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -28,7 +30,8 @@ from streamkpi.config import load_settings
 from streamkpi.events import Kind
 from streamkpi.generator.stream import CURRENCY_RATES, GenConfig, Record, generate
 from streamkpi.generator.truth import Truth, TruthParams, ground_truth
-from streamkpi.kpis.spec import COMPONENTS, Labels
+from streamkpi.kpis.spec import COMPONENTS, KPIS, Labels
+from streamkpi.kpis.values import kpi_value
 from streamkpi.localkafka import LocalKafka, create_topics
 
 PARTITIONS = 4
@@ -308,6 +311,68 @@ async def test_two_workers_add_up_with_one_restarted(
         assert second.stop() == 0, second.log_tail()
         second.start()
         await wait_until_exact(stream, [first, second], kafka_broker, app_id)
+        await check_recording_rules(stream, [first, second], tmp_path / "prometheus")
     finally:
         codes = [first.stop(), second.stop()]
     assert codes == [0, 0], first.log_tail() + second.log_tail()
+
+
+def truth_components(
+    stream: Stream, key: Callable[[tuple[str, ...]], tuple[str, ...]]
+) -> dict[tuple[str, ...], dict[str, float]]:
+    """Sum the truth's 24 h component values by ``key`` of their (campaign, channel)."""
+    out: dict[tuple[str, ...], dict[str, float]] = {}
+    for (component, labels), value in expected_24h(stream.truth, time.time()).items():
+        if component in {c.name for c in COMPONENTS if c.labels is Labels.page}:
+            continue
+        cell = out.setdefault(key(labels), {})
+        cell[component] = cell.get(component, 0.0) + value
+    return out
+
+
+async def check_recording_rules(
+    stream: Stream, workers: list[WorkerProcess], workdir: Path
+) -> None:
+    """A real Prometheus scraping both workers computes every ratio KPI as the truth does."""
+    prometheus = PrometheusProcess(
+        workdir, [f"127.0.0.1:{w.web_port}" for w in workers], RULE_FILES
+    )
+    prometheus.start()
+    try:
+        levels: dict[str, tuple[tuple[str, ...], Callable[[tuple[str, ...]], tuple[str, ...]]]] = {
+            "overall": ((), lambda labels: ()),
+            "channel": (("channel",), lambda labels: (labels[1],)),
+            "campaign_channel": (("campaign", "channel"), lambda labels: labels),
+        }
+        ratio_kpis = [k for k in KPIS if k.is_ratio and k.labels is Labels.campaign_channel]
+
+        def evaluated() -> bool:
+            return bool(prometheus.query(f"overall:streamkpi_{ratio_kpis[0].name}:ratio24h"))
+
+        await wait_for(
+            evaluated,
+            timeout_s=60,
+            what="recording rules evaluated",
+            on_timeout=prometheus.log_tail,
+        )
+        problems = []
+        for level, (names, key) in levels.items():
+            truth = truth_components(stream, key)
+            for k in ratio_kpis:
+                expected = {labels: kpi_value(k, comps) for labels, comps in truth.items()}
+                expected = {labels: v for labels, v in expected.items() if v is not None}
+                got = {
+                    tuple(sample_labels[n] for n in names): value
+                    for sample_labels, value in prometheus.query(
+                        f"{level}:streamkpi_{k.name}:ratio24h"
+                    )
+                }
+                for labels in set(expected) | set(got):
+                    want, have = expected.get(labels), got.get(labels)
+                    if want is None or have is None or abs(want - have) > 1e-9 * max(1, abs(want)):
+                        problems.append(
+                            f"{level}:{k.name}{labels}: truth {want}, prometheus {have}"
+                        )
+        assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:30])
+    finally:
+        prometheus.stop()
