@@ -14,7 +14,7 @@ from streamkpi.kpis.spec import COMPONENTS, Component, Labels
 
 __all__ = ["KpiCollector", "label_names"]
 
-WindowValue = tuple[str, str, tuple[str, ...], int | float | Decimal]
+WindowValue = tuple[str, str, tuple[str, ...], int | Decimal]
 
 
 class WindowSource(Protocol):
@@ -47,27 +47,60 @@ class KpiCollector(Collector):
         """Describe the families without touching the engines."""
         return [self._family(c) for c in COMPONENTS]
 
-    def collect(self) -> Iterator[Metric]:
+    def totals(self, reference_s: float) -> dict[tuple[str, str, tuple[str, ...]], int | Decimal]:
         """Sum each (component, window, labels) over the owned partitions."""
         # Summed in the engines' own types (int, Decimal) so money adds up exactly; only the
         # exposition is float.
-        totals: dict[tuple[str, str, tuple[str, ...]], int | float | Decimal] = {}
-        for component, window, labels, value in self._source.window_values(time.time()):
+        totals: dict[tuple[str, str, tuple[str, ...]], int | Decimal] = {}
+        get = totals.get
+        for component, window, labels, value in self._source.window_values(reference_s):
             key = (component, window, labels)
-            previous = totals.get(key, 0)
-            if isinstance(value, float) or isinstance(previous, float):
-                totals[key] = float(previous) + float(value)
-            else:
-                totals[key] = previous + value
+            totals[key] = get(key, 0) + value
+        return totals
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield one gauge family per component (for registries and tests)."""
         families = {c.name: self._family(c) for c in COMPONENTS}
-        for (component, window, labels), value in sorted(totals.items()):
+        for (component, window, labels), value in sorted(self.totals(time.time()).items()):
             families[component].add_metric([window, *labels], float(value))
         yield from families.values()
 
+    def render(self) -> bytes:
+        """Return the same families as Prometheus text exposition, fast.
+
+        prometheus_client formats ~12 us per sample (label-name escaping dominates), which
+        made a scrape of 1,000 campaign x channel keys x 3 windows take ~150 ms at p99.
+        Names here are fixed identifiers, so only label values need escaping.
+        """
+        by_component: dict[str, list[str]] = {c.name: [] for c in COMPONENTS}
+        for (component, window, labels), value in self.totals(time.time()).items():
+            by_component[component].append(_sample(component, window, labels, value))
+        out: list[str] = []
+        for c in COMPONENTS:
+            out.append(f"# HELP {c.metric} {_help(c)}\n# TYPE {c.metric} gauge\n")
+            lines = by_component[c.name]
+            lines.sort()
+            out.extend(lines)
+        return "".join(out).encode()
+
     @staticmethod
     def _family(component: Component) -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            component.metric,
-            f"{component.help} Sum over the trailing window.",
-            labels=label_names(component),
-        )
+        return GaugeMetricFamily(component.metric, _help(component), labels=label_names(component))
+
+
+def _help(component: Component) -> str:
+    return f"{component.help} Sum over the trailing window."
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def _sample(component: str, window: str, labels: tuple[str, ...], value: int | Decimal) -> str:
+    if len(labels) == 1:
+        pairs = f'window="{window}",page="{_escape(labels[0])}"'
+    else:
+        pairs = f'window="{window}",campaign="{_escape(labels[0])}",channel="{_escape(labels[1])}"'
+    return f"streamkpi_{component}{{{pairs}}} {float(value)!r}\n"
