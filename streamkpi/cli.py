@@ -15,6 +15,7 @@ import click
 import yaml
 
 from streamkpi.config import ConfigError, Settings, load_settings
+from streamkpi.rules.cli import rules
 
 __all__ = ["main"]
 
@@ -124,9 +125,7 @@ def worker(
 
 def _run_worker(settings: Settings, *, create_topics: bool) -> NoReturn:
     # Imported here so `streamkpi --help` stays fast and never touches Faust.
-    import faust
-
-    from streamkpi.app import create_app
+    from streamkpi.app import create_app, new_worker
     from streamkpi.topics import TopicsError, ensure_topics
 
     if create_topics:
@@ -139,7 +138,7 @@ def _run_worker(settings: Settings, *, create_topics: bool) -> NoReturn:
         f"worker {settings.app_id} on {settings.bootstrap_servers}; metrics at "
         f"{settings.web_url}/metrics"
     )
-    faust.Worker(app, loglevel=settings.log_level).execute_from_commandline()
+    new_worker(app, settings).execute_from_commandline()
 
 
 @cli.command(short_help="Run a local Kafka broker and a worker together.")
@@ -323,6 +322,9 @@ def config_show(ctx: click.Context) -> None:
     """Print the effective settings as YAML (secrets masked)."""
     settings = _settings(ctx)
     click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+cli.add_command(rules)
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 
@@ -28,30 +28,40 @@ from streamkpi.kpis.config import EngineConfig
 from streamkpi.kpis.engine import PartitionEngine
 from streamkpi.statestore import Checkpoint, OutRecord, StateStore
 
-__all__ = ["Pipeline", "SourceRecord"]
+__all__ = ["Pipeline", "SourceMessage", "SourceRecord"]
 
 log = logging.getLogger(__name__)
 
 EXIT_STATE_LOST = 70  # EX_SOFTWARE: in-memory state no longer matches what Kafka holds
 
 
+class SourceMessage(Protocol):
+    """The parts of a consumed Kafka record the pipeline reads (aiokafka's ``ConsumerRecord``)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int | None: ...  # epoch milliseconds, as Kafka and aiokafka have it
+    @property
+    def key(self) -> Any: ...
+    @property
+    def value(self) -> Any: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
-    """The parts of a consumed Kafka record the pipeline needs."""
+    """A :class:`SourceMessage` made by hand (tests, tools)."""
 
     topic: str
     partition: int
     offset: int
-    timestamp_ms: int | None
+    timestamp: int | None
     key: bytes | None
-    value: bytes
-
-
-@dataclass
-class _PartitionClock:
-    """When each kind of a partition last delivered a record (monotonic seconds)."""
-
-    last_record: dict[Kind, float] = field(default_factory=dict)
+    value: bytes | None
 
 
 class Pipeline:
@@ -77,7 +87,9 @@ class Pipeline:
         self._end_offsets = end_offsets
         self.engines: dict[int, PartitionEngine] = {}
         self._restoring: dict[int, asyncio.Future[PartitionEngine]] = {}
-        self._clocks: dict[int, _PartitionClock] = {}
+        self._revocations: dict[int, int] = {}  # partition -> times revoked (stale restores)
+        # (partition, kind) -> (next offset, monotonic time it was first seen) for idleness.
+        self._progress: dict[tuple[int, Kind], tuple[int, float]] = {}
         self._pending: list[OutRecord] = []
         self._committed_offsets: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
@@ -89,51 +101,84 @@ class Pipeline:
             Kind.adspend: topics.adspend,
             Kind.surveys: topics.surveys,
         }
+        # The counter children, looked up once instead of by label values per record.
+        self._counted = {
+            (kind, outcome): metrics.events.labels(kind.value, outcome.value)
+            for kind in Kind
+            for outcome in Outcome
+        }
         self.replayed = 0
         self.checkpoints = 0
         self.checkpoint_seconds = 0.0
 
     # -- records ---------------------------------------------------------------------------
 
-    async def handle(self, kind: Kind, record: SourceRecord) -> Outcome | None:
-        """Process one record; return its outcome, or None if it is not ours to count."""
-        if record.partition not in self._owned():
-            # Buffered before a revocation: the new owner reads it from the committed offset.
-            return None
-        engine = await self.engine(record.partition)
-        if record.offset < engine.next_offset(kind):
-            self.replayed += 1  # already in the restored state
-            return None
-        clock = self._clocks.setdefault(record.partition, _PartitionClock())
-        clock.last_record[kind] = time.monotonic()
-        result = parse(kind, record.value, self.parse_ctx, time.time())
-        if isinstance(result, Rejection):
-            engine.record_offset(kind, record.offset)
-            self._dead_letter(kind, record, result.reason.value, result.detail)
-            self.metrics.count(kind.value, Outcome.invalid)
-            return Outcome.invalid
-        outcome = engine.process(kind, result, record.offset)
-        self.metrics.count(kind.value, outcome)
-        if outcome is Outcome.late:
-            self._dead_letter(kind, record, "late", _late_detail(result, engine.watermark(kind)))
-        return outcome
+    def owned(self) -> set[int]:
+        """Return the partitions this worker owns now."""
+        return self._owned()
 
-    def _dead_letter(self, kind: Kind, record: SourceRecord, reason: str, detail: str) -> None:
+    def process(
+        self, kind: Kind, partition: int, records: Sequence[SourceMessage]
+    ) -> dict[Outcome, int]:
+        """Count consecutive records of one topic-partition; return how many had each outcome.
+
+        Records are skipped when the partition is not owned (buffered before a revocation:
+        the new owner reads them from the committed offset) or its engine is not restored
+        (:meth:`handle` does that), and below the engine's next offset (already in the
+        restored state). Synchronous: no coroutine per record, one clock read per batch.
+        """
+        outcomes: dict[Outcome, int] = {}
+        engine = self.engines.get(partition)
+        if engine is None or partition not in self._owned():
+            return outcomes
+        # Offsets only grow within a topic-partition, so only a prefix can be a replay.
+        restored_up_to = engine.next_offset(kind)
+        now_s = time.time()
+        ctx = self.parse_ctx
+        count = outcomes.get
+        for record in records:
+            offset = record.offset
+            if offset < restored_up_to:
+                self.replayed += 1
+                continue
+            value = record.value
+            if not isinstance(value, bytes):
+                value = b""  # a tombstone (null value): invalid_json
+            result = parse(kind, value, ctx, now_s)
+            if isinstance(result, Rejection):
+                engine.record_offset(kind, offset)
+                self._dead_letter(kind, record, value, result.reason.value, result.detail)
+                outcomes[Outcome.invalid] = count(Outcome.invalid, 0) + 1
+                continue
+            outcome = engine.process(kind, result, offset)
+            outcomes[outcome] = count(outcome, 0) + 1
+            if outcome is Outcome.late:
+                detail = _late_detail(result, engine.watermark(kind))
+                self._dead_letter(kind, record, value, "late", detail)
+        # Nothing awaited since the first record, so no scrape saw a partial batch.
+        for outcome, n in outcomes.items():
+            self._counted[kind, outcome].inc(n)
+        return outcomes
+
+    def _dead_letter(
+        self, kind: Kind, record: SourceMessage, value: bytes, reason: str, detail: str
+    ) -> None:
+        key = record.key if isinstance(record.key, bytes) else None
         letter = DeadLetter(
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            timestamp_ms=record.timestamp_ms,
-            key=record.key,
-            value=record.value,
+            timestamp_ms=record.timestamp or None,
+            key=key,
+            value=value,
             reason=reason,
             detail=detail,
         )
-        value = encode_dead_letter(
+        encoded = encode_dead_letter(
             letter, max_value_bytes=self.settings.max_event_bytes, now_s=time.time()
         )
         self._pending.append(
-            OutRecord(self.settings.topics.dlq, record.key, value, dead_letter_headers(letter))
+            OutRecord(self.settings.topics.dlq, key, encoded, dead_letter_headers(letter))
         )
         self.metrics.dead_lettered(kind.value, reason)
 
@@ -150,6 +195,7 @@ class Pipeline:
             self._restoring[partition] = future
             try:
                 started = time.monotonic()
+                revocations = self._revocations.get(partition, 0)
                 entries = await self.store.read(partition)
                 engine = PartitionEngine.restore(partition, self.config, entries)
                 log.info(
@@ -158,7 +204,10 @@ class Pipeline:
                     len(entries),
                     time.monotonic() - started,
                 )
-                self.engines[partition] = engine
+                if self._revocations.get(partition, 0) == revocations:
+                    self.engines[partition] = engine
+                # else: revoked while reading, so the state read may be older than what
+                # the next owner commits; the next record or restore_owned reads it again.
                 future.set_result(engine)
             except BaseException as exc:
                 future.set_exception(exc)
@@ -168,26 +217,45 @@ class Pipeline:
             return engine
         return await future
 
+    async def restore_owned(self) -> None:
+        """Restore every owned partition that has no engine yet.
+
+        Records restore their partition as they arrive, but a partition with nothing new
+        to read would otherwise never be restored: its counts would not be exported and
+        its timers would not fire until a record came.
+        """
+        for partition in sorted(self._owned() - self.engines.keys()):
+            await self.engine(partition)
+
     async def on_revoked(self, partitions: set[int]) -> None:
         """Checkpoint, then forget the engines of ``partitions`` (another worker takes them)."""
+        for partition in partitions:
+            self._revocations[partition] = self._revocations.get(partition, 0) + 1
         await self.checkpoint()
         for partition in partitions:
             self.engines.pop(partition, None)
-            self._clocks.pop(partition, None)
+            for kind in Kind:
+                self._progress.pop((partition, kind), None)
         for tp in [tp for tp in self._committed_offsets if tp.partition in partitions]:
             del self._committed_offsets[tp]
 
     # -- checkpoints -----------------------------------------------------------------------
 
     async def advance_idle(self) -> None:
-        """Let the watermark of idle, caught-up topic-partitions follow the clock."""
+        """Let the watermark of idle, caught-up topic-partitions follow the clock.
+
+        Idle means: no record moved its offset for ``idle_after_s``, as seen by these calls
+        (one per checkpoint), which costs the record path nothing.
+        """
         now = time.monotonic()
         candidates: list[tuple[PartitionEngine, Kind, TopicPartition]] = []
         for partition, engine in list(self.engines.items()):
-            clock = self._clocks.setdefault(partition, _PartitionClock())
             for kind, topic in self.topic_of.items():
-                last = clock.last_record.setdefault(kind, now)
-                if now - last >= self.settings.idle_after_s:
+                offset = engine.next_offset(kind)
+                seen = self._progress.get((partition, kind))
+                if seen is None or seen[0] != offset:
+                    self._progress[partition, kind] = (offset, now)
+                elif now - seen[1] >= self.settings.idle_after_s:
                     candidates.append((engine, kind, TopicPartition(topic, partition)))
         if not candidates:
             return
