@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from streamkpi.agents import sources
 from streamkpi.config import Settings
 from streamkpi.events import ParseContext
+from streamkpi.exporter.api import ApiError, kpis_document
+from streamkpi.exporter.health import HealthCollector
 from streamkpi.exporter.kpis import KpiCollector
 from streamkpi.exporter.pipeline import PipelineMetrics
 from streamkpi.pipeline import Pipeline
@@ -141,22 +144,47 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         await store.stop()
 
     sources.attach(app, runtime)
-    registry.register(KpiCollector(pipeline))
-    _attach_pages(app, registry)
+    registry.register(HealthCollector(pipeline))
+    # Not in the registry: it renders its own (much faster) exposition text.
+    kpi_collector = KpiCollector(pipeline)
+    _attach_pages(app, registry, kpi_collector, pipeline)
     return app, runtime
 
 
-def _attach_pages(app: faust.App, registry: CollectorRegistry) -> None:
+def _attach_pages(
+    app: faust.App, registry: CollectorRegistry, kpis: KpiCollector, pipeline: Pipeline
+) -> None:
+    windows = pipeline.settings.windows
+
     @app.page("/metrics")
     class Metrics(View):
-        """Prometheus exposition of everything in the worker's registry."""
+        """Prometheus exposition: pipeline health and the KPI component gauges."""
 
         async def get(self, request: Request) -> Response:
-            """Render the registry at scrape time."""
-            body = generate_latest(registry)
+            """Render everything at scrape time."""
+            body = generate_latest(registry) + kpis.render()
             # Faust's content_type= makes aiohttp refuse CONTENT_TYPE_LATEST's charset
             # (HTTP 500, see ../shared/notes/faust.md); the header avoids that check.
             return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/kpis")
+    class Kpis(View):
+        """KPI values and their components for one window, from this worker's partitions."""
+
+        async def get(self, request: Request) -> Response:
+            """Answer ``?window=5m&campaign=...&channel=...``; 400 with a reason if bad."""
+            now = time.time()
+            try:
+                document = kpis_document(
+                    pipeline.window_values(now),
+                    dict(request.query),
+                    windows=windows,
+                    reference_s=now,
+                    partitions=pipeline.owned() & pipeline.engines.keys(),
+                )
+            except ApiError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.json(document)
 
     @app.page("/healthz")
     class Health(View):

@@ -107,9 +107,14 @@ class Pipeline:
             for kind in Kind
             for outcome in Outcome
         }
+        self._event_lag = {kind: metrics.event_lag.labels(kind.value) for kind in Kind}
         self.replayed = 0
         self.checkpoints = 0
         self.checkpoint_seconds = 0.0
+        self.lag: dict[tuple[Kind, int], int] = {}  # records left to read, per owned partition
+        # Process-local counters of engines this worker no longer holds (keeps them monotonic).
+        self.retired_overflows: dict[str, int] = {}
+        self.retired_dropped_writes = 0
 
     # -- records ---------------------------------------------------------------------------
 
@@ -136,6 +141,7 @@ class Pipeline:
         now_s = time.time()
         ctx = self.parse_ctx
         count = outcomes.get
+        observe_lag = self._event_lag[kind].observe
         for record in records:
             offset = record.offset
             if offset < restored_up_to:
@@ -152,6 +158,7 @@ class Pipeline:
                 continue
             outcome = engine.process(kind, result, offset)
             outcomes[outcome] = count(outcome, 0) + 1
+            observe_lag(now_s - result.ts_s)
             if outcome is Outcome.late:
                 detail = _late_detail(result, engine.watermark(kind))
                 self._dead_letter(kind, record, value, "late", detail)
@@ -233,7 +240,11 @@ class Pipeline:
             self._revocations[partition] = self._revocations.get(partition, 0) + 1
         await self.checkpoint()
         for partition in partitions:
-            self.engines.pop(partition, None)
+            engine = self.engines.pop(partition, None)
+            if engine is not None:
+                for label, count in engine.label_overflows.items():
+                    self.retired_overflows[label] = self.retired_overflows.get(label, 0) + count
+                self.retired_dropped_writes += engine.dropped_writes
             for kind in Kind:
                 self._progress.pop((partition, kind), None)
         for tp in [tp for tp in self._committed_offsets if tp.partition in partitions]:
@@ -242,31 +253,38 @@ class Pipeline:
     # -- checkpoints -----------------------------------------------------------------------
 
     async def advance_idle(self) -> None:
-        """Let the watermark of idle, caught-up topic-partitions follow the clock.
+        """Refresh the consumer lag, and let idle, caught-up watermarks follow the clock.
 
         Idle means: no record moved its offset for ``idle_after_s``, as seen by these calls
         (one per checkpoint), which costs the record path nothing.
         """
         now = time.monotonic()
-        candidates: list[tuple[PartitionEngine, Kind, TopicPartition]] = []
+        tps: dict[TopicPartition, tuple[PartitionEngine, Kind, bool]] = {}
         for partition, engine in list(self.engines.items()):
             for kind, topic in self.topic_of.items():
                 offset = engine.next_offset(kind)
                 seen = self._progress.get((partition, kind))
+                idle = False
                 if seen is None or seen[0] != offset:
                     self._progress[partition, kind] = (offset, now)
                 elif now - seen[1] >= self.settings.idle_after_s:
-                    candidates.append((engine, kind, TopicPartition(topic, partition)))
-        if not candidates:
+                    idle = True
+                tps[TopicPartition(topic, partition)] = (engine, kind, idle)
+        if not tps:
             return
-        ends = await self._end_offsets([tp for _, _, tp in candidates])
+        ends = await self._end_offsets(list(tps))
         wall = time.time()
-        for engine, kind, tp in candidates:
+        lag: dict[tuple[Kind, int], int] = {}
+        for tp, (engine, kind, idle) in tps.items():
             end = ends.get(tp)
+            if end is None:
+                continue
+            lag[kind, tp.partition] = max(0, end - engine.next_offset(kind))
             # Only when nothing is left to read: otherwise this would make records late that
             # are merely waiting behind a slow consumer.
-            if end is not None and engine.next_offset(kind) >= end:
+            if idle and engine.next_offset(kind) >= end:
                 engine.advance_watermark(kind, wall - self.settings.allowed_lateness_s)
+        self.lag = lag
 
     def _take_checkpoint(self) -> Checkpoint:
         entries = {}

@@ -35,14 +35,40 @@ class EngineView(Protocol):
 class HealthSource(Protocol):
     """What the collector reads of the pipeline."""
 
-    engines: Mapping[int, EngineView]
-    topic_of: Mapping[Kind, str]
-    lag: Mapping[tuple[Kind, int], int]
-    replayed: int
-    checkpoints: int
-    checkpoint_seconds: float
-    retired_overflows: Mapping[str, int]
-    retired_dropped_writes: int
+    @property
+    def engines(self) -> Mapping[int, EngineView]:
+        """Return the pipeline's ``engines``."""
+        ...
+
+    @property
+    def lag(self) -> Mapping[tuple[Kind, int], int]:
+        """Return the pipeline's ``lag``."""
+        ...
+
+    @property
+    def replayed(self) -> int:
+        """Return the pipeline's ``replayed``."""
+        ...
+
+    @property
+    def checkpoints(self) -> int:
+        """Return the pipeline's ``checkpoints``."""
+        ...
+
+    @property
+    def checkpoint_seconds(self) -> float:
+        """Return the pipeline's ``checkpoint_seconds``."""
+        ...
+
+    @property
+    def retired_overflows(self) -> Mapping[str, int]:
+        """Return the pipeline's ``retired_overflows``."""
+        ...
+
+    @property
+    def retired_dropped_writes(self) -> int:
+        """Return the pipeline's ``retired_dropped_writes``."""
+        ...
 
     def owned(self) -> set[int]:
         """Return the partitions this worker owns now."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 __all__ = ["Outcome", "PipelineMetrics"]
 
@@ -38,6 +38,14 @@ class PipelineMetrics:
             "Records written to the dead-letter topic, by logical source topic and reason.",
             ["topic", "reason"],
             registry=registry,
+        )
+        self.event_lag = Histogram(
+            "streamkpi_event_lag_seconds",
+            "Processing time minus event time of records processed (non-late ones included).",
+            ["topic"],
+            registry=registry,
+            # From "live" to "a day behind": replays and backfills land in the top buckets.
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 86400),
         )
         # A series that exists at 0 lets rate() and absent-checks work before the first event.
         for topic in topics:

@@ -23,14 +23,14 @@ from unittest import mock
 import orjson
 import pytest
 from _prometheus import RULE_FILES, PrometheusProcess
-from _workers import Samples, WorkerProcess, read_topic, wait_for
+from _workers import Samples, WorkerProcess, http_json, read_topic, wait_for
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamkpi.config import load_settings
 from streamkpi.events import Kind
 from streamkpi.generator.stream import CURRENCY_RATES, GenConfig, Record, generate
 from streamkpi.generator.truth import Truth, TruthParams, ground_truth
-from streamkpi.kpis.spec import COMPONENTS, KPIS, Labels
+from streamkpi.kpis.spec import COMPONENTS, KPIS, Labels, kpi
 from streamkpi.kpis.values import kpi_value
 from streamkpi.localkafka import LocalKafka, create_topics
 
@@ -237,6 +237,32 @@ async def test_one_worker_counts_exactly(
         for (kind, outcome), count in stream.truth.outcomes.items():
             key = ("streamkpi_events_total", (("outcome", outcome), ("topic", kind)))
             assert m.get(key) == count, (kind, outcome)
+        # Pipeline health: everything read, every owned partition has a watermark.
+        for kind in Kind:
+            for partition in range(PARTITIONS):
+                labels = (("partition", str(partition)), ("topic", kind.value))
+                assert m.get(("streamkpi_consumer_lag", labels)) == 0, labels
+                assert m.get(("streamkpi_watermark_seconds", labels)), labels
+        assert m.get(("streamkpi_owned_partitions", ())) == PARTITIONS
+        # /kpis answers from the same state: exact components, ratios as the truth's.
+        document = http_json(f"http://127.0.0.1:{worker.web_port}/kpis?window=24h")
+        assert document["partitions"] == list(range(PARTITIONS))
+        expected = expected_24h(stream.truth, time.time())
+        truth_rows: dict[tuple[str, str], dict[str, float]] = {}
+        for (component, labels), value in expected.items():
+            if len(labels) == 2:
+                truth_rows.setdefault(labels, {})[component] = value
+        got_rows = {(r["campaign"], r["channel"]): r for r in document["campaigns"]}
+        assert set(got_rows) == set(truth_rows)
+        for labels, components in truth_rows.items():
+            row = got_rows[labels]
+            got_components = {k: float(v) for k, v in row["components"].items() if v}
+            assert got_components == pytest.approx(components, rel=1e-12), labels
+            for name, value in row["kpis"].items():
+                want = kpi_value(kpi(name), components)
+                assert (value is None) == (want is None), (labels, name)
+                if want is not None:
+                    assert abs(value - want) <= 1e-9 * max(1.0, abs(want)), (labels, name)
         # The dead-letter topic holds exactly the invalid and the late records, once each.
         expected_reasons = Counter(
             {(kind, reason): n for (kind, reason), n in stream.truth.invalid_reasons.items()}
