@@ -74,6 +74,8 @@ class Topics(BaseModel):
     adspend: str = "adspend"
     surveys: str = "surveys"
     dlq: str = "streamkpi-dlq"
+    # Compacted; per-partition KPI snapshots for campaign tooling (see README).
+    snapshots: str = "kpi-snapshots"
 
     @field_validator("*")
     @classmethod
@@ -156,6 +158,8 @@ class Settings(BaseSettings):
     lead_events: tuple[str, ...] = ("signup",)
     # How often state, offsets and dead letters are committed (one Kafka transaction).
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # How often KPI snapshots go to topics.snapshots (with the next checkpoint).
+    snapshot_interval_s: float = Field(default=10.0, gt=0, le=3600)
     # Identifies this worker's transactions across restarts (default: host name + web port).
     worker_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
     transaction_timeout_s: float = Field(default=30.0, ge=1, le=900)

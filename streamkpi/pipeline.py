@@ -23,6 +23,7 @@ from aiokafka import TopicPartition
 from streamkpi.config import Settings
 from streamkpi.dlq import DeadLetter, dead_letter_headers, encode_dead_letter
 from streamkpi.events import Event, Kind, ParseContext, Rejection, parse
+from streamkpi.exporter.api import snapshot_records
 from streamkpi.exporter.pipeline import Outcome, PipelineMetrics
 from streamkpi.kpis.config import EngineConfig
 from streamkpi.kpis.engine import PartitionEngine
@@ -111,6 +112,8 @@ class Pipeline:
         self.replayed = 0
         self.checkpoints = 0
         self.checkpoint_seconds = 0.0
+        self._last_snapshot_s = 0.0
+        self._snapshot_keys: dict[int, set[bytes]] = {}  # live snapshot keys per partition
         self.lag: dict[tuple[Kind, int], int] = {}  # records left to read, per owned partition
         # Process-local counters of engines this worker no longer holds (keeps them monotonic).
         self.retired_overflows: dict[str, int] = {}
@@ -240,6 +243,7 @@ class Pipeline:
             self._revocations[partition] = self._revocations.get(partition, 0) + 1
         await self.checkpoint()
         for partition in partitions:
+            self._snapshot_keys.pop(partition, None)
             engine = self.engines.pop(partition, None)
             if engine is not None:
                 for label, count in engine.label_overflows.items():
@@ -299,7 +303,29 @@ class Pipeline:
                 if offset > 0 and self._committed_offsets.get(tp) != offset:
                     offsets[tp] = offset
         records, self._pending = self._pending, []
+        now = time.time()
+        if now - self._last_snapshot_s >= self.settings.snapshot_interval_s:
+            self._last_snapshot_s = now
+            records.extend(self._snapshots(now))
         return Checkpoint(entries=entries, offsets=offsets, records=records)
+
+    def _snapshots(self, now: float) -> list[OutRecord]:
+        """Return KPI snapshot records (and tombstones) of every owned partition."""
+        topic = self.settings.topics.snapshots
+        out: list[OutRecord] = []
+        owned = self._owned()
+        for partition, engine in self.engines.items():
+            if partition not in owned:
+                continue
+            records, live = snapshot_records(
+                partition,
+                engine.window_values(now),
+                reference_s=now,
+                previous=self._snapshot_keys.get(partition, set()),
+            )
+            self._snapshot_keys[partition] = live
+            out.extend(OutRecord(topic, key, value) for key, value in records)
+        return out
 
     async def checkpoint(self) -> None:
         """Commit changed state, dead letters and offsets in one transaction."""

@@ -47,7 +47,7 @@ class OutRecord:
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (compacted topics)
     headers: Sequence[tuple[str, bytes]] = ()
 
 

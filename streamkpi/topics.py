@@ -36,9 +36,9 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
 
 
 def source_topics(settings: Settings) -> list[str]:
-    """Return the event topics a worker consumes, plus the DLQ it produces to."""
+    """Return the event topics a worker consumes, plus the DLQ and snapshots it produces to."""
     t = settings.topics
-    return [t.pageviews, t.emails, t.orders, t.adspend, t.surveys, t.dlq]
+    return [t.pageviews, t.emails, t.orders, t.adspend, t.surveys, t.dlq, t.snapshots]
 
 
 def state_topic_name(settings: Settings) -> str:
@@ -82,14 +82,14 @@ async def ensure_topics(
             progress(
                 f"creating topics {', '.join(missing)} ({settings.topic_partitions} partitions)"
             )
-            state = state_topic_name(settings)
+            compacted = {state_topic_name(settings), settings.topics.snapshots}
             response = await admin.create_topics(
                 [
                     NewTopic(
                         name,
                         settings.topic_partitions,
                         replication_factor,
-                        topic_configs=STATE_TOPIC_CONFIG if name == state else {},
+                        topic_configs=STATE_TOPIC_CONFIG if name in compacted else {},
                     )
                     for name in missing
                 ]
@@ -97,7 +97,9 @@ async def ensure_topics(
             for name, code, *_ in response.topic_errors:
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     raise TopicsError(f"cannot create topic {name!r}: Kafka error code {code}")
-        present = [name for name in wanted if name in existing and name != settings.topics.dlq]
+        # Output topics are keyed by hash, not co-partitioned: any partition count will do.
+        outputs = {settings.topics.dlq, settings.topics.snapshots}
+        present = [name for name in wanted if name in existing and name not in outputs]
         if present:
             for info in await admin.describe_topics(present):
                 count = len(info["partitions"])

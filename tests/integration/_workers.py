@@ -155,3 +155,29 @@ async def read_topic(
         return out
     finally:
         await consumer.stop()
+
+
+async def read_all(
+    bootstrap: str, topic: str, partitions: int
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Return every committed (key, value) of ``topic`` up to its current end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out: list[tuple[bytes | None, bytes | None]] = []
+        for tp in tps:
+            while await consumer.position(tp) < end[tp]:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                out.extend((m.key, m.value) for m in batch.get(tp, []))
+        return out
+    finally:
+        await consumer.stop()

@@ -23,7 +23,7 @@ from unittest import mock
 import orjson
 import pytest
 from _prometheus import RULE_FILES, PrometheusProcess
-from _workers import Samples, WorkerProcess, http_json, read_topic, wait_for
+from _workers import Samples, WorkerProcess, http_json, read_all, read_topic, wait_for
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamkpi.config import load_settings
@@ -76,6 +76,8 @@ class Stream:
             "STREAMKPI_APP_ID": app_id,
             "STREAMKPI_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "STREAMKPI_TOPICS__DLQ": f"{app_id}-dlq",
+            "STREAMKPI_TOPICS__SNAPSHOTS": f"{app_id}-snapshots",
+            "STREAMKPI_SNAPSHOT_INTERVAL_S": "1",
             "STREAMKPI_DATA_DIR": str(tmp / app_id),
             "STREAMKPI_LOG_LEVEL": "warning",
         }
@@ -263,6 +265,36 @@ async def test_one_worker_counts_exactly(
                 assert (value is None) == (want is None), (labels, name)
                 if want is not None:
                     assert abs(value - want) <= 1e-9 * max(1.0, abs(want)), (labels, name)
+        # The snapshot topic: latest record per key, summed over partitions = the truth.
+        exact_at = time.time()
+        snapshot_rows: dict[tuple[str, str], dict[str, float]] = {}
+
+        async def fresh_snapshots() -> bool:
+            latest: dict[bytes, bytes | None] = {}
+            for key, value in await read_all(
+                kafka_broker.bootstrap_servers, f"{app_id}-snapshots", PARTITIONS
+            ):
+                assert key is not None
+                latest[key] = value
+            snapshot_rows.clear()
+            for value in latest.values():
+                if value is None:
+                    continue
+                record = orjson.loads(value)
+                if record["window"] != "24h" or "campaign" not in record:
+                    continue
+                if record["reference_s"] < exact_at:
+                    return False  # written before the counts were complete: wait for more
+                cell = snapshot_rows.setdefault((record["campaign"], record["channel"]), {})
+                for name, number in record["components"].items():
+                    cell[name] = cell.get(name, 0.0) + float(number)
+            return bool(snapshot_rows)
+
+        await wait_for(fresh_snapshots, timeout_s=30, what="snapshots newer than the exact counts")
+        assert set(snapshot_rows) == set(truth_rows)
+        for labels, components in truth_rows.items():
+            got = {k: v for k, v in snapshot_rows[labels].items() if v}
+            assert got == pytest.approx(components, rel=1e-12), labels
         # The dead-letter topic holds exactly the invalid and the late records, once each.
         expected_reasons = Counter(
             {(kind, reason): n for (kind, reason), n in stream.truth.invalid_reasons.items()}
