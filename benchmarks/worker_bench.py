@@ -119,6 +119,9 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="the 24 h x 1,000 keys RSS run")
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--hours", type=int, default=24)
+    parser.add_argument(
+        "--trace", type=float, default=0, metavar="S", help="print progress and RSS every S s"
+    )
     args = parser.parse_args()
 
     records = memory_records(args.keys, args.hours) if args.memory else mixed_records(args.scale)
@@ -158,6 +161,7 @@ def main() -> None:
         )
         marks: dict[float, float] = {}
         peak_rss = 0.0
+        traced = started
         try:
             done = 0
             while done < total:
@@ -167,7 +171,14 @@ def main() -> None:
                     )
                 time.sleep(0.5)
                 done = asyncio.run(committed(broker.bootstrap_servers, app_id, tps))
-                peak_rss = max(peak_rss, rss_mib(worker.pid))
+                rss_now = rss_mib(worker.pid)
+                peak_rss = max(peak_rss, rss_now)
+                if args.trace and time.monotonic() - traced >= args.trace:
+                    traced = time.monotonic()
+                    print(
+                        f"  {traced - started:5.1f}s {done:>10,} committed, RSS {rss_now:5.0f} MiB",
+                        flush=True,
+                    )
                 for fraction in (0.1, 0.9):
                     if fraction not in marks and done >= fraction * total:
                         marks[fraction] = time.monotonic()

@@ -184,8 +184,10 @@ class Pipeline:
             reason=reason,
             detail=detail,
         )
-        encoded = encode_dead_letter(
-            letter, max_value_bytes=self.settings.max_event_bytes, now_s=time.time()
+        encoded = _right_sized(
+            encode_dead_letter(
+                letter, max_value_bytes=self.settings.max_event_bytes, now_s=time.time()
+            )
         )
         self._pending.append(
             OutRecord(self.settings.topics.dlq, key, encoded, dead_letter_headers(letter))
@@ -296,7 +298,9 @@ class Pipeline:
         for partition, engine in self.engines.items():
             dirty = engine.take_dirty()
             if dirty:
-                entries[partition] = dirty
+                entries[partition] = [
+                    (key, None if value is None else _right_sized(value)) for key, value in dirty
+                ]
             for kind, topic in self.topic_of.items():
                 offset = engine.next_offset(kind)
                 tp = TopicPartition(topic, partition)
@@ -323,8 +327,12 @@ class Pipeline:
                 reference_s=now,
                 previous=self._snapshot_keys.get(partition, set()),
             )
-            self._snapshot_keys[partition] = live
-            out.extend(OutRecord(topic, key, value) for key, value in records)
+            # Right-sized: the keys are kept until the next snapshot (see _right_sized).
+            self._snapshot_keys[partition] = {_right_sized(key) for key in live}
+            out.extend(
+                OutRecord(topic, _right_sized(key), None if value is None else _right_sized(value))
+                for key, value in records
+            )
         return out
 
     async def checkpoint(self) -> None:
@@ -352,6 +360,17 @@ class Pipeline:
         for partition, engine in list(self.engines.items()):
             if partition in owned:
                 yield from engine.window_values(reference_s)
+
+
+def _right_sized(value: bytes) -> bytes:
+    """Return a copy of orjson output that holds only its own bytes.
+
+    orjson >= 3.12 hands back ``bytes`` whose allocation stays at its >= 4 KiB work buffer
+    (the length is set, the buffer never shrunk). State entries, dead letters and KPI
+    snapshots live until their checkpoint commits: a checkpoint of 100k changed entries
+    held ~400 MiB for ~10 MiB of data. The copy costs ~0.1 µs.
+    """
+    return bytes(memoryview(value))
 
 
 def _late_detail(event: Event, watermark: float | None) -> str:
