@@ -1,0 +1,1 @@
+"""Grafana dashboards generated from the KPI spec (issue 6)."""
