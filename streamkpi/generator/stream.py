@@ -26,6 +26,8 @@ __all__ = [
     "CURRENCY_RATES",
     "DEFAULT_START_S",
     "ENTITY_FIELD",
+    "VISIT_FUNNEL",
+    "Funnel",
     "GenConfig",
     "Record",
     "generate",
@@ -207,6 +209,10 @@ class _Sim:
         self.events: list[_Event] = []
         self.web_campaigns = [_web_campaign_name(i) for i in range(config.web_campaigns)]
         self.email_campaigns = [f"c{7 + i:02d}" for i in range(config.email_campaigns)]
+        # Cart and order ids: the live generator prefixes them so that runs never collide.
+        self.id_prefix = ""
+        self.carts = 0
+        self.orders = 0
 
     def jitter(self) -> int:
         """Return a delivery delay in [0, disorder_s)."""
@@ -285,16 +291,46 @@ def _traffic_source(sim: _Sim) -> dict[str, Any]:
     return {"utm_source": "partner_site"}  # a source alone: "other", as GA4 does
 
 
-def _visit(sim: _Sim, visitor: str, t_ms: int, session_id: str | None) -> int:
-    """Emit one visit of ``visitor`` from ``t_ms``; return the time of its last event."""
+@dataclass(frozen=True)
+class Funnel:
+    """How far a visit goes; the defaults are the batch stream's (the live one varies them).
+
+    ``page_weights[i]`` weighs a visit of ``i + 1`` pages; ``engage`` is the chance of an
+    engagement event after each page; the others, of each key event at the visit's end.
+    """
+
+    page_weights: tuple[int, ...] = (40, 18, 12, 9, 7, 6, 4, 4)
+    engage: float = 0.25
+    signup: float = 0.06
+    add_to_cart: float = 0.05
+    purchase: float = 0.03
+
+
+VISIT_FUNNEL: Final = Funnel()
+
+
+def _visit(
+    sim: _Sim,
+    visitor: str,
+    t_ms: int,
+    session_id: str | None,
+    *,
+    funnel: Funnel = VISIT_FUNNEL,
+    source: dict[str, Any] | None = None,
+) -> int:
+    """Emit one visit of ``visitor`` from ``t_ms``; return the time of its last event.
+
+    ``source`` holds the landing hit's acquisition fields; drawn by ``_traffic_source``
+    when None.
+    """
     rng = sim.rng
     jitter = sim.burst_jitter()
-    n_pages = rng.choices(range(1, 9), weights=(40, 18, 12, 9, 7, 6, 4, 4))[0]
+    n_pages = rng.choices(range(1, len(funnel.page_weights) + 1), weights=funnel.page_weights)[0]
     page = rng.choice(_LANDING_PAGES)
     for index in range(n_pages):
         fields: dict[str, Any] = {"visitor_id": visitor}
         if index == 0:
-            fields.update(_traffic_source(sim))
+            fields.update(_traffic_source(sim) if source is None else source)
             if rng.random() < 0.03:
                 page = ""  # no page field at all: the landing page is "none"
         else:
@@ -310,7 +346,7 @@ def _visit(sim: _Sim, visitor: str, t_ms: int, session_id: str | None) -> int:
         if rng.random() < 0.2:
             fields["type"] = "page_view"  # explicit, the default otherwise
         sim.emit(Kind.pageviews, visitor, t_ms, fields, jitter())
-        if rng.random() < 0.25:
+        if rng.random() < funnel.engage:
             engaged_ms = rng.randint(500, 20_000)
             t_ms += engaged_ms
             engagement: dict[str, Any] = {
@@ -321,7 +357,12 @@ def _visit(sim: _Sim, visitor: str, t_ms: int, session_id: str | None) -> int:
             if session_id is not None:
                 engagement["session_id"] = session_id
             sim.emit(Kind.pageviews, visitor, t_ms, engagement, jitter())
-    for name, probability in (("signup", 0.06), ("add_to_cart", 0.05), ("purchase", 0.03)):
+    key_events = (
+        ("signup", funnel.signup),
+        ("add_to_cart", funnel.add_to_cart),
+        ("purchase", funnel.purchase),
+    )
+    for name, probability in key_events:
         if rng.random() < probability:
             t_ms += rng.randint(2_000, 30_000)
             key_event: dict[str, Any] = {"visitor_id": visitor, "type": "key_event", "name": name}
@@ -405,8 +446,6 @@ def _mailing(sim: _Sim, campaign: str, recipient: str, t_ms: int) -> None:
 
 def _orders(sim: _Sim, customers: int) -> None:
     rng = sim.rng
-    carts = 0
-    orders = 0
     for index in range(customers):
         customer = f"cu{index:05d}"
         currency = rng.choices(("EUR", "USD", "GBP"), weights=(60, 25, 15))[0]
@@ -420,60 +459,80 @@ def _orders(sim: _Sim, customers: int) -> None:
             base = {"customer_id": customer} | labels
             if rng.random() < 0.3:
                 base["visitor_id"] = f"v{rng.randrange(1_000_000):06d}"
-            draw = rng.random()
-            cart_id: str | None = None
-            if draw < 0.85:
-                carts += 1
-                cart_id = f"cart-{carts:06d}"
-                sim.emit(
-                    Kind.orders,
-                    customer,
-                    t_ms,
-                    base | {"type": "cart_created", "cart_id": cart_id},
-                    jitter(),
-                )
-            elif draw < 0.90:
-                # A legacy client without cart ids: not a countable cart.
-                sim.emit(Kind.orders, customer, t_ms, base | {"type": "cart_created"}, jitter())
-            buys = draw >= 0.90 or rng.random() < 0.55
-            if cart_id is not None and rng.random() < 0.6:
-                checkout_ms = t_ms + rng.randint(30_000, 600_000)
-                sim.emit(
-                    Kind.orders,
-                    customer,
-                    checkout_ms,
-                    base | {"type": "checkout_started", "cart_id": cart_id},
-                    jitter(),
-                )
-            if buys:
-                orders += 1
-                # Up to 40 min: a quarter of the buyers come back after abandon_after (30 min).
-                t_ms += rng.randint(60_000, 2_400_000)
-                amount = _amount(rng, 500, 30_000)
-                purchase = base | {
-                    "type": "purchase",
-                    "order_id": f"o{orders:06d}",
-                    "amount": amount,
-                    "currency": currency,
-                }
-                if cart_id is not None and rng.random() < 0.75:
-                    purchase["cart_id"] = cart_id
-                sim.emit(Kind.orders, customer, t_ms, purchase, jitter())
-                if rng.random() < 0.06:
-                    refund = base | {
-                        "type": "refund",
-                        "order_id": f"o{orders:06d}",
-                        "amount": amount,
-                        "currency": currency,
-                    }
-                    sim.emit(
-                        Kind.orders,
-                        customer,
-                        t_ms + rng.randint(300_000, 7_200_000),
-                        refund,
-                        jitter(),
-                    )
+            t_ms = _shopping(sim, base, currency, t_ms, jitter)
             t_ms += rng.randint(1_800_000, 10_800_000)
+
+
+def _shopping(
+    sim: _Sim,
+    base: dict[str, Any],
+    currency: str,
+    t_ms: int,
+    jitter: Callable[[], int],
+    *,
+    buy_rate: float = 0.55,
+) -> int:
+    """Emit one shopping episode (cart, checkout, purchase, refund); return its last time.
+
+    ``base`` holds the fields every order event carries (customer_id, labels...);
+    ``buy_rate`` is the chance that a cart is bought.
+    """
+    rng = sim.rng
+    draw = rng.random()
+    cart_id: str | None = None
+    if draw < 0.85:
+        sim.carts += 1
+        cart_id = f"cart-{sim.id_prefix}{sim.carts:06d}"
+        sim.emit(
+            Kind.orders,
+            base["customer_id"],
+            t_ms,
+            base | {"type": "cart_created", "cart_id": cart_id},
+            jitter(),
+        )
+    elif draw < 0.90:
+        # A legacy client without cart ids: not a countable cart.
+        sim.emit(Kind.orders, base["customer_id"], t_ms, base | {"type": "cart_created"}, jitter())
+    buys = draw >= 0.90 or rng.random() < buy_rate
+    if cart_id is not None and rng.random() < 0.6:
+        checkout_ms = t_ms + rng.randint(30_000, 600_000)
+        sim.emit(
+            Kind.orders,
+            base["customer_id"],
+            checkout_ms,
+            base | {"type": "checkout_started", "cart_id": cart_id},
+            jitter(),
+        )
+    if buys:
+        sim.orders += 1
+        order_id = f"o{sim.id_prefix}{sim.orders:06d}"
+        # Up to 40 min: a quarter of the buyers come back after abandon_after (30 min).
+        t_ms += rng.randint(60_000, 2_400_000)
+        amount = _amount(rng, 500, 30_000)
+        purchase = base | {
+            "type": "purchase",
+            "order_id": order_id,
+            "amount": amount,
+            "currency": currency,
+        }
+        if cart_id is not None and rng.random() < 0.75:
+            purchase["cart_id"] = cart_id
+        sim.emit(Kind.orders, base["customer_id"], t_ms, purchase, jitter())
+        if rng.random() < 0.06:
+            refund = base | {
+                "type": "refund",
+                "order_id": order_id,
+                "amount": amount,
+                "currency": currency,
+            }
+            sim.emit(
+                Kind.orders,
+                base["customer_id"],
+                t_ms + rng.randint(300_000, 7_200_000),
+                refund,
+                jitter(),
+            )
+    return t_ms
 
 
 # ---------------------------------------------------------------------------------------
@@ -481,20 +540,31 @@ def _orders(sim: _Sim, customers: int) -> None:
 
 
 def _adspend(sim: _Sim, every_ms: int) -> None:
-    rng = sim.rng
     plans = [(campaign, "paid") for campaign in sim.web_campaigns]
     plans += [(campaign, "social") for campaign in sim.web_campaigns[::2]]
     plans += [(campaign, "email") for campaign in sim.email_campaigns]
     for tick_ms in range(sim.start_ms, sim.end_ms, every_ms):
-        for campaign, channel in plans:
-            currency = "USD" if rng.random() < 0.2 else "EUR"
-            fields = {
-                "campaign": campaign,
-                "channel": channel,
-                "cost": _amount(rng, 50, 2_500),
-                "currency": currency,
-            }
-            sim.emit(Kind.adspend, campaign, tick_ms + rng.randrange(30_000), fields, sim.jitter())
+        _adspend_tick(sim, tick_ms, plans)
+
+
+def _adspend_tick(
+    sim: _Sim,
+    tick_ms: int,
+    plans: list[tuple[str, str]],
+    cost_cents: tuple[int, int] = (50, 2_500),
+    spread_ms: int = 30_000,
+) -> None:
+    """Emit one cost report per (campaign, channel) plan, within ``spread_ms`` of the tick."""
+    rng = sim.rng
+    for campaign, channel in plans:
+        currency = "USD" if rng.random() < 0.2 else "EUR"
+        fields = {
+            "campaign": campaign,
+            "channel": channel,
+            "cost": _amount(rng, *cost_cents),
+            "currency": currency,
+        }
+        sim.emit(Kind.adspend, campaign, tick_ms + rng.randrange(spread_ms), fields, sim.jitter())
 
 
 _SCORE_WEIGHTS: Final = (2, 1, 1, 2, 2, 4, 6, 10, 14, 16, 12)
@@ -506,13 +576,24 @@ def _surveys(sim: _Sim, respondents: int) -> None:
     for index in range(respondents):
         respondent = f"n{index:05d}"
         for _ in range(2 if rng.random() < 0.15 else 1):
-            fields: dict[str, Any] = {
-                "respondent_id": respondent,
-                "score": rng.choices(range(11), weights=_SCORE_WEIGHTS)[0],
-            }
-            if rng.random() < 0.4:
-                fields["campaign"] = rng.choice(campaigns)
+            fields = _survey_answer(rng, respondent, campaigns)
             sim.emit(Kind.surveys, respondent, sim.uniform_ts(), fields, sim.jitter())
+
+
+def _survey_answer(
+    rng: random.Random,
+    respondent: str,
+    campaigns: list[str],
+    score_weights: tuple[int, ...] = _SCORE_WEIGHTS,
+) -> dict[str, Any]:
+    """Return the fields of one NPS answer, attributed to a campaign four times in ten."""
+    fields: dict[str, Any] = {
+        "respondent_id": respondent,
+        "score": rng.choices(range(11), weights=score_weights)[0],
+    }
+    if rng.random() < 0.4:
+        fields["campaign"] = rng.choice(campaigns)
+    return fields
 
 
 # ---------------------------------------------------------------------------------------
