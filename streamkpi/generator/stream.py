@@ -553,11 +553,12 @@ def _adspend_tick(
     plans: list[tuple[str, str]],
     cost_cents: tuple[int, int] = (50, 2_500),
     spread_ms: int = 30_000,
+    usd_share: float = 0.2,
 ) -> None:
     """Emit one cost report per (campaign, channel) plan, within ``spread_ms`` of the tick."""
     rng = sim.rng
     for campaign, channel in plans:
-        currency = "USD" if rng.random() < 0.2 else "EUR"
+        currency = "USD" if rng.random() < usd_share else "EUR"
         fields = {
             "campaign": campaign,
             "channel": channel,
