@@ -15,6 +15,7 @@ import click
 import yaml
 
 from streamkpi.config import ConfigError, Settings, load_settings
+from streamkpi.dashboards.cli import dashboards
 from streamkpi.rules.cli import rules
 
 __all__ = ["main"]
@@ -325,6 +326,7 @@ def config_show(ctx: click.Context) -> None:
 
 
 cli.add_command(rules)
+cli.add_command(dashboards)
 
 
 def main() -> None:

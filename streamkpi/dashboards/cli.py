@@ -1,0 +1,97 @@
+"""``streamkpi dashboards``: write or check the generated Grafana files of grafana/."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+
+import click
+
+from streamkpi.config import ConfigError, load_settings
+from streamkpi.dashboards.build import GRAFANA_DIR, generated_files
+
+__all__ = ["dashboards", "main"]
+
+EXIT_STALE = 1
+EXIT_USAGE = 2  # bad configuration, as in the main CLI
+
+
+def _diff(path: Path, old: str | None, new: str) -> str:
+    lines = difflib.unified_diff(
+        [] if old is None else old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=f"{path} (committed)" if old is not None else "/dev/null",
+        tofile=f"{path} (generated)",
+    )
+    return "".join(lines)
+
+
+def write_or_check(grafana_dir: Path, files: dict[Path, str], *, check: bool) -> list[Path]:
+    """Write ``files`` under ``grafana_dir`` (or only compare them); return the stale paths."""
+    stale: list[Path] = []
+    for relative, text in files.items():
+        path = grafana_dir / relative
+        old = path.read_text(encoding="utf-8") if path.is_file() else None
+        if old == text:
+            click.echo(f"streamkpi: {path} is up to date", err=True)
+            continue
+        if check:
+            stale.append(path)
+            click.echo(_diff(path, old, text), nl=False)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"streamkpi: wrote {path}", err=True)
+    return stale
+
+
+@click.group(name="dashboards", context_settings={"help_option_names": ["-h", "--help"]})
+def dashboards() -> None:
+    """Grafana dashboards generated from the KPI spec."""
+
+
+@dashboards.command(short_help="Write (or --check) the dashboards and Grafana provisioning.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 and print a diff if a committed file differs from the spec.",
+)
+@click.option(
+    "--dir",
+    "grafana_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=GRAFANA_DIR,
+    show_default="grafana/ of this checkout",
+    help="The grafana directory to write or check.",
+)
+@click.pass_context
+def generate(ctx: click.Context, check: bool, grafana_dir: Path) -> None:
+    """Generate the Grafana dashboards from streamkpi/kpis/spec.py.
+
+    Five dashboards (overview, campaigns, e-mail, e-commerce, pipeline health) in
+    dashboards/*.json, plus the datasource and dashboard provisioning files. The window
+    choices follow the `windows` setting and money the `reporting_currency`. The files are
+    committed: run this after changing the spec or those settings, and commit the result.
+    """
+    config_file = ctx.obj.get("config_file") if isinstance(ctx.obj, dict) else None
+    try:
+        settings = load_settings(config_file)
+    except ConfigError as exc:
+        click.echo(f"streamkpi: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    files = generated_files(settings.windows, settings.reporting_currency)
+    stale = write_or_check(grafana_dir, files, check=check)
+    if stale:
+        names = ", ".join(str(p) for p in stale)
+        click.echo(
+            f"streamkpi: error: {names} differ from the spec; run `streamkpi dashboards "
+            "generate` and commit the result",
+            err=True,
+        )
+        sys.exit(EXIT_STALE)
+
+
+def main() -> None:
+    """Write the generated files (``python -m streamkpi.dashboards [--check]``)."""
+    generate(prog_name="python -m streamkpi.dashboards")
