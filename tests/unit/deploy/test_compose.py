@@ -163,7 +163,8 @@ def test_streamkpi_services_wait_for_a_healthy_kafka_and_the_created_topics() ->
 def test_every_image_is_pinned_to_a_tag(service: str) -> None:
     image = SERVICES[service]["image"]
     name, _, tag = image.rpartition(":")
-    assert name and "/" not in tag, f"{service}: {image} has no tag"
+    assert name, f"{service}: {image} has no tag"
+    assert "/" not in tag, f"{service}: {image} has no tag"
     assert tag != "latest", f"{service}: {image}"
     assert re.search(r"\d", tag), f"{service}: {image} is not a version"
 
@@ -184,7 +185,8 @@ def test_long_running_services_have_healthchecks(service: str) -> None:
         return
     assert SERVICES[service]["restart"] == "unless-stopped"
     test = healthcheck["test"]
-    assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, service
+    assert test[0] in ("CMD", "CMD-SHELL"), service
+    assert len(test) > 1, service
     for key in ("interval", "timeout", "retries", "start_period"):
         assert key in healthcheck, f"{service}: healthcheck without {key}"
 
@@ -204,7 +206,8 @@ def test_topic_init_runs_once() -> None:
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_published_ports_are_bound_to_loopback(service: str) -> None:
     for port in SERVICES[service].get("ports", []):
-        assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{service}: {port}"
+        assert isinstance(port, str), f"{service}: long port syntax, write host_ip"
+        assert port.startswith("127.0.0.1:"), f"{service}: {port}"
 
 
 def test_published_host_ports_do_not_collide(resolved: dict[str, Any]) -> None:
@@ -239,7 +242,7 @@ def test_streamkpi_environment_is_valid_settings(
     isolate_streamkpi_env(monkeypatch, env)
     settings = load_settings()
     assert settings.bootstrap_servers == "kafka:19092"
-    assert settings.web_host == "0.0.0.0"  # noqa: S104 - reachable from the other containers
+    assert settings.web_host == "0.0.0.0"
     assert settings.web_port == 6066
 
 
@@ -252,7 +255,8 @@ def test_worker_ports_match_the_settings_and_the_scrape_targets(resolved: dict[s
     assert sorted(static["targets"]) == [f"{name}:6066" for name in WORKERS]
     for name in WORKERS:
         (port,) = resolved["services"][name]["ports"]
-        assert port["target"] == 6066 and port["host_ip"] == "127.0.0.1"
+        assert port["target"] == 6066
+        assert port["host_ip"] == "127.0.0.1"
 
 
 def test_compose_prometheus_alerts_to_alertmanager_with_the_project_rules() -> None:

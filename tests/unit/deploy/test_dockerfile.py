@@ -29,13 +29,16 @@ def test_runtime_runs_as_a_numeric_non_root_user() -> None:
     users = _instructions("USER")
     assert users, "no USER: the worker would run as root"
     uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) != 0, users[-1]
+    assert uid.isdigit(), users[-1]
+    assert int(uid) != 0, users[-1]
     assert "runAsUser: " + uid in (REPO / "deploy/kubernetes/base/statefulset.yaml").read_text()
 
 
 def test_healthcheck_asks_healthz_with_python() -> None:
     (check,) = _instructions("HEALTHCHECK")
-    assert "python" in check and "/healthz" in check and "curl" not in check
+    assert "python" in check
+    assert "/healthz" in check
+    assert "curl" not in check
 
 
 def test_worker_listens_on_every_interface_by_default() -> None:
