@@ -15,6 +15,8 @@ import click
 import yaml
 
 from streamkpi.config import ConfigError, Settings, load_settings
+from streamkpi.demo import demo
+from streamkpi.generator.cli import generate
 from streamkpi.dashboards.cli import dashboards
 from streamkpi.rules.cli import rules
 
@@ -326,6 +328,8 @@ def config_show(ctx: click.Context) -> None:
 
 
 cli.add_command(rules)
+cli.add_command(generate)
+cli.add_command(demo)
 cli.add_command(dashboards)
 
 

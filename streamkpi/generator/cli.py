@@ -112,6 +112,13 @@ Examples:
     show_default=True,
     help="Share of events followed by a malformed message (dead-lettered by the worker).",
 )
+@click.option(
+    "--backfill",
+    type=DURATION,
+    default=None,
+    help="First produce this much traffic from before the start, at once (e.g. 4m), so "
+    "windows are full from the start; keep it below the worker's allowed_lateness_s (5m).",
+)
 @click.option("--bootstrap-servers", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers.")
 @click.option(
     "--create-topics/--no-create-topics",
@@ -135,6 +142,7 @@ def generate(
     incidents: tuple[Incident, ...],
     daily_swing: float,
     invalid_rate: float,
+    backfill: float | None,
     bootstrap_servers: str | None,
     create_topics: bool,
     progress_every: float,
@@ -161,6 +169,7 @@ def generate(
         daily_swing=daily_swing,
         incidents=incidents,
         invalid_rate=invalid_rate,
+        backfill_s=backfill or 0.0,
     )
 
     def say(message: str) -> None:

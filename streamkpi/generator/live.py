@@ -181,9 +181,14 @@ class LiveConfig:
     ``rate`` is the mean events/s over a day (``daily_swing`` moves it by up to that
     fraction); ``campaign_share`` of the visits come from ``campaigns``; a
     ``returning_share`` of the visitors were seen before (returning visitors, and
-    returning customers when they buy again). ``warmup_s`` of traffic are simulated
-    before the start and not produced, so the stream starts in its steady state (visits
-    in progress, opens of earlier sends). ``invalid_rate`` adds malformed messages.
+    returning customers when they buy again). ``warmup_s`` of e-mail sends are simulated
+    before the start and only their later events produced (opens and clicks of earlier
+    sends), so open and click rates start near their steady state. Visits are not warmed
+    up: a visit whose landing hit is not produced would count as a new, bounced session.
+    ``backfill_s`` of traffic before the start are produced at once by the first
+    ``advance`` (in event-time order), so trailing windows hold data from the first
+    second; keep it below the worker's ``allowed_lateness_s``, or the oldest events may
+    be late. ``invalid_rate`` adds malformed messages.
     """
 
     rate: float = 100.0
@@ -201,6 +206,7 @@ class LiveConfig:
     currencies: tuple[str, ...] = ("EUR",)
     incidents: tuple[Incident, ...] = ()
     warmup_s: float = 900.0
+    backfill_s: float = 0.0
     disorder_s: float = 2.0
     invalid_rate: float = 0.0
 
@@ -216,8 +222,10 @@ class LiveConfig:
             raise ValueError("at least one campaign is needed")
         if not 0 <= self.invalid_rate < 1:
             raise ValueError("invalid_rate must be in [0, 1)")
-        if self.adspend_every_s <= 0 or self.warmup_s < 0:
-            raise ValueError("adspend_every_s must be positive and warmup_s not negative")
+        if self.adspend_every_s <= 0 or self.warmup_s < 0 or self.backfill_s < 0:
+            raise ValueError(
+                "adspend_every_s must be positive, warmup_s and backfill_s not negative"
+            )
 
 
 @dataclass(order=True)
@@ -259,7 +267,7 @@ class _LiveSim(_Sim):
         if kind is Kind.pageviews and fields.get("type") == "key_event":
             self.key_events.append(fields["name"])
         gen = self.gen
-        if ts_ms < gen.origin_ms or ts_ms > gen.end_ms:
+        if ts_ms < gen.first_ms or ts_ms > gen.end_ms:
             return
         campaign = self.context_campaign or fields.get("campaign")
         altered = alter(
@@ -304,6 +312,8 @@ class LiveGenerator:
         self.config = config
         self.origin_s = origin_s
         self.origin_ms = round(origin_s * 1000)
+        # The first event time produced: the backfill starts this far in the past.
+        self.first_ms = self.origin_ms - round(config.backfill_s * 1000)
         self.end_ms = 2**62 if duration_s is None else self.origin_ms + round(duration_s * 1000)
         # Ids unique per run: the worker remembers event ids for an hour (dedup), and
         # carts and orders by id, so a restarted demo must not reuse them.
@@ -327,14 +337,15 @@ class LiveGenerator:
         visits_s = config.rate * config.visit_share / per_visit
         mailings_s = config.rate * config.email_share / per_mailing if self._email_campaigns else 0
         surveys_s = config.rate * config.survey_share
-        first_ms = self.origin_ms - round(config.warmup_s * 1000)
+        first_ms = self.first_ms
+        warm_ms = first_ms - round(config.warmup_s * 1000)
         self._visit_rate_s = visits_s
         self._processes: list[tuple[_Arrivals, Callable[[int], None]]] = [
             (
                 _Arrivals(self._rng, lambda t: visits_s * daily_rhythm(t, swing), first_ms),
                 self._new_visit,
             ),
-            (_Arrivals(self._rng, lambda _t: mailings_s, first_ms), self._new_mailing),
+            (_Arrivals(self._rng, lambda _t: mailings_s, warm_ms), self._new_mailing),
             (
                 _Arrivals(self._rng, lambda t: surveys_s * daily_rhythm(t, swing), first_ms),
                 self._new_answer,
