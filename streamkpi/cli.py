@@ -15,9 +15,9 @@ import click
 import yaml
 
 from streamkpi.config import ConfigError, Settings, load_settings
+from streamkpi.dashboards.cli import dashboards
 from streamkpi.demo import demo
 from streamkpi.generator.cli import generate
-from streamkpi.dashboards.cli import dashboards
 from streamkpi.rules.cli import rules
 
 __all__ = ["main"]
