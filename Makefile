@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test lint format unit integration bench clean
+.PHONY: help install demo run test lint format unit integration bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,7 +18,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv with streamkpi and its dev tools
 
-run: install  ## run the product: a local Kafka broker plus a worker (Ctrl-C stops both)
+demo: install  ## see it work: Kafka, worker, live traffic, Prometheus, a live KPI table (Ctrl-C stops all)
+	$(BIN)/streamkpi demo
+
+run: install  ## only a local Kafka broker plus a worker, for your own producers (Ctrl-C stops both)
 	$(BIN)/streamkpi run
 
 test: lint  ## every quality gate: ruff, mypy --strict, the whole pytest suite (real Kafka included)
