@@ -1,4 +1,4 @@
-"""``streamkpi rules``: write or check the generated Prometheus files of deploy/prometheus."""
+"""``streamkpi rules``: write or check the generated Prometheus and Grafana alerting files."""
 
 from __future__ import annotations
 
@@ -9,25 +9,71 @@ from pathlib import Path
 
 import click
 
+from streamkpi.alerts.config import AlertConfig, check_windows, load_alert_config
+from streamkpi.alerts.grafana import render_grafana_alerting
+from streamkpi.alerts.promtool_tests import render_alert_tests
+from streamkpi.alerts.rules import render_alert_file
 from streamkpi.config import ConfigError, load_settings
 from streamkpi.rules.promtool_tests import render_promtool_tests
 from streamkpi.rules.recording import render_rule_file
 
-__all__ = ["DEPLOY_DIR", "GENERATED", "RULE_FILE", "TEST_FILE", "generated_files", "rules"]
+__all__ = [
+    "ALERT_FILE",
+    "ALERT_TEST_FILES",
+    "DEPLOY_DIR",
+    "GENERATED",
+    "GRAFANA_DIR",
+    "GRAFANA_FILE",
+    "RULE_FILE",
+    "TEST_FILE",
+    "generated_files",
+    "grafana_files",
+    "rules",
+]
 
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+_REPO = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = _REPO / "deploy" / "prometheus"
+GRAFANA_DIR = _REPO / "grafana" / "provisioning" / "alerting"
 RULE_FILE = Path("rules/streamkpi-kpis.yml")
 TEST_FILE = Path("tests/streamkpi-kpis.generated.yml")
-GENERATED = (RULE_FILE, TEST_FILE)  # relative to deploy/prometheus
+ALERT_FILE = Path("alerts/streamkpi-alerts.yml")
+ALERT_TEST_FILES = (
+    Path("tests/streamkpi-alerts.generated.yml"),
+    Path("tests/streamkpi-alerts-drift.generated.yml"),
+)
+GENERATED = (RULE_FILE, TEST_FILE, ALERT_FILE, *ALERT_TEST_FILES)  # relative to deploy/prometheus
+GRAFANA_FILE = Path("streamkpi-alerts.yml")  # relative to grafana/provisioning/alerting
 
 EXIT_STALE = 1
 EXIT_USAGE = 2  # bad configuration, as in the main CLI
 
 
-def generated_files(windows: Iterable[str]) -> dict[Path, str]:
-    """Return every generated file of deploy/prometheus (relative path -> text)."""
+def _alerts_source(alerts_file: Path | None) -> str:
+    return "streamkpi/alerts/default.yml" if alerts_file is None else alerts_file.name
+
+
+def generated_files(
+    windows: Iterable[str], alerts: AlertConfig | None = None, alerts_source: str | None = None
+) -> dict[Path, str]:
+    """Return every generated file of deploy/prometheus (relative path -> text).
+
+    ``alerts`` defaults to the shipped alert config; ``alerts_source`` is the name the
+    alert file's header gives it.
+    """
     checked = tuple(windows)
-    return {RULE_FILE: render_rule_file(checked), TEST_FILE: render_promtool_tests(checked)}
+    config = alerts if alerts is not None else load_alert_config()
+    check_windows(config, checked)
+    files = {RULE_FILE: render_rule_file(checked), TEST_FILE: render_promtool_tests(checked)}
+    files[ALERT_FILE] = render_alert_file(config, alerts_source or _alerts_source(None))
+    for name, text in render_alert_tests(config).items():
+        files[Path("tests") / name] = text
+    return files
+
+
+def grafana_files(alerts: AlertConfig | None = None) -> dict[Path, str]:
+    """Return the generated files of grafana/provisioning/alerting (relative path -> text)."""
+    config = alerts if alerts is not None else load_alert_config()
+    return {GRAFANA_FILE: render_grafana_alerting(config)}
 
 
 def _diff(path: Path, old: str | None, new: str) -> str:
@@ -42,10 +88,10 @@ def _diff(path: Path, old: str | None, new: str) -> str:
 
 @click.group(name="rules", context_settings={"help_option_names": ["-h", "--help"]})
 def rules() -> None:
-    """Prometheus recording rules generated from the KPI spec."""
+    """Prometheus rules and alerts generated from the KPI spec and the alert config."""
 
 
-@rules.command(short_help="Write (or --check) the rule file and its promtool tests.")
+@rules.command(short_help="Write (or --check) the rules, alerts and their promtool tests.")
 @click.option(
     "--check",
     is_flag=True,
@@ -59,24 +105,53 @@ def rules() -> None:
     show_default="deploy/prometheus of this checkout",
     help="The deploy/prometheus directory to write or check.",
 )
+@click.option(
+    "--grafana-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=GRAFANA_DIR,
+    show_default="grafana/provisioning/alerting of this checkout",
+    help="The Grafana alert-provisioning directory to write or check.",
+)
+@click.option(
+    "--alerts",
+    "alerts_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="STREAMKPI_ALERTS_FILE",
+    default=None,
+    show_default="the packaged streamkpi/alerts/default.yml",
+    help="Alert config (thresholds, drift, pipeline health) [env STREAMKPI_ALERTS_FILE].",
+)
 @click.pass_context
-def generate(ctx: click.Context, check: bool, deploy_dir: Path) -> None:
-    """Generate the recording rules and their promtool tests from streamkpi/kpis/spec.py.
+def generate(
+    ctx: click.Context,
+    check: bool,
+    deploy_dir: Path,
+    grafana_dir: Path,
+    alerts_file: Path | None,
+) -> None:
+    """Generate the rules, alerts and their tests from the KPI spec and the alert config.
 
-    One rule per KPI, window (the `windows` setting, default 5m,1h,24h) and aggregation
-    level, plus the component sums, in rules/streamkpi-kpis.yml; a promtool test of every
-    rule in tests/streamkpi-kpis.generated.yml. Both files are committed: run this after
-    changing the spec or the windows, and commit the result.
+    One recording rule per KPI, window (the `windows` setting, default 5m,1h,24h) and
+    aggregation level, plus the component sums, in rules/streamkpi-kpis.yml, with a promtool
+    test of every rule; the alert rules of the alert config (--alerts) in
+    alerts/streamkpi-alerts.yml, with their promtool tests; and the same alerts as Grafana
+    alert provisioning. All are committed: run this after changing the spec, the windows or
+    the alert config, and commit the result.
     """
     config_file = ctx.obj.get("config_file") if isinstance(ctx.obj, dict) else None
     try:
         windows = load_settings(config_file).windows
+        alerts = load_alert_config(alerts_file)
+        files = {
+            deploy_dir / k: v
+            for k, v in generated_files(windows, alerts, _alerts_source(alerts_file)).items()
+        }
+        files.update({grafana_dir / k: v for k, v in grafana_files(alerts).items()})
     except ConfigError as exc:
         click.echo(f"streamkpi: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     stale: list[Path] = []
-    for relative, text in generated_files(windows).items():
-        path = deploy_dir / relative
+    for path, text in files.items():
         old = path.read_text(encoding="utf-8") if path.is_file() else None
         if old == text:
             click.echo(f"streamkpi: {path} is up to date", err=True)
@@ -91,7 +166,8 @@ def generate(ctx: click.Context, check: bool, deploy_dir: Path) -> None:
     if stale:
         names = ", ".join(str(p) for p in stale)
         click.echo(
-            f"streamkpi: error: {names} differ from the spec; run `streamkpi rules generate` "
+            f"streamkpi: error: {names} differ from the spec or the alert config; run "
+            "`streamkpi rules generate` "
             "and commit the result",
             err=True,
         )

@@ -39,10 +39,12 @@ __all__ = [
     "RuleGroup",
     "build_groups",
     "component_expr",
+    "dump_yaml",
     "group_comment",
     "kpi_expr",
     "record_name",
     "render_rule_file",
+    "wrap_comment",
 ]
 
 # Aggregation levels per label set of the spec, finest first: (level name, labels kept).
@@ -274,6 +276,16 @@ def _wrap(text: str, width: int = 94) -> list[str]:
 
 def _dump(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=10_000, allow_unicode=True)
+
+
+def dump_yaml(data: Any) -> str:
+    """Return ``data`` as block YAML, multi-line strings as literal blocks, keys in order."""
+    return _dump(data)
+
+
+def wrap_comment(text: str, width: int = 94) -> list[str]:
+    """Return ``text`` broken into lines of at most ``width`` characters (for comments)."""
+    return _wrap(text, width)
 
 
 def render_rule_file(windows: Iterable[str], kpis: Sequence[Kpi] = KPIS) -> str:
