@@ -107,6 +107,40 @@ class Record:
 
 
 @dataclass(frozen=True)
+class DeliverabilityCollapse:
+    """An incident: e-mails of ``campaign`` sent in ``[start_s, end_s)`` bounce more often.
+
+    Models a blocklisted sending domain: each such e-mail bounces with probability
+    ``bounce_rate`` instead of ``GenConfig.email_bounce_rate``, so the campaign's
+    deliverability (delivered / sent) falls to about ``1 - bounce_rate`` for e-mails sent in
+    the interval (delivered events trail their sent event by 1 to 30 s). Times are event
+    times in epoch seconds; ``campaign=None`` hits every e-mail campaign.
+    """
+
+    start_s: float
+    end_s: float
+    campaign: str | None = None
+    bounce_rate: float = 0.6
+
+    def __post_init__(self) -> None:
+        """Refuse an empty interval or a rate that is not a probability."""
+        if not self.start_s < self.end_s:
+            raise ValueError("an incident needs start_s < end_s")
+        if not 0 <= self.bounce_rate <= 1:
+            raise ValueError("bounce_rate must be in [0, 1]")
+
+    def bounce_rate_at(self, campaign: str, ts_ms: int) -> float | None:
+        """Return the bounce rate this incident imposes on ``campaign`` at ``ts_ms``, if any."""
+        if self.campaign not in (None, campaign):
+            return None
+        return self.bounce_rate if self.start_s * 1000 <= ts_ms < self.end_s * 1000 else None
+
+
+# Every kind of incident GenConfig.incidents accepts (one so far; more join this union).
+Incident = DeliverabilityCollapse
+
+
+@dataclass(frozen=True)
 class GenConfig:
     """What to generate; the defaults give about 100,000 records over six hours.
 
@@ -134,6 +168,13 @@ class GenConfig:
     * ``lead_events`` contains ``signup`` (the generator's other key events are
       ``purchase`` and ``add_to_cart``).
 
+    E-mail campaign ``i`` of ``N`` (named ``c07``, ``c08``, ...) is sent from ``start_s +
+    duration_s * (2i + 1) / (2N + 2)``, to 60 % of the recipients at uniformly random
+    times over the next 10 minutes; events after the stream's end are cut. ``email_bounce_rate`` of
+    the e-mails bounce; ``incidents`` change that for some campaigns and times (see
+    :class:`DeliverabilityCollapse`). With the defaults (no incident, 5 % bounces) the
+    stream is byte for byte what it was before these fields existed.
+
     Per normal event, ``invalid_rate`` adds a malformed message after it and
     ``late_rate`` an event dated well behind its partition's watermark; then
     ``duplicate_rate`` of all records are re-sent byte for byte (a producer retry: half
@@ -158,6 +199,8 @@ class GenConfig:
     invalid_rate: float = 0.01
     allowed_lateness_s: float = 300.0
     max_event_bytes: int = 65_536
+    email_bounce_rate: float = 0.05
+    incidents: tuple[Incident, ...] = ()
 
     @classmethod
     def for_test(
@@ -184,6 +227,11 @@ class GenConfig:
                 raise ValueError(f"{name} must not be negative")
         if self.adspend_every_s <= 0:
             raise ValueError("adspend_every_s must be positive")
+        if not 0 <= self.email_bounce_rate <= 1:
+            raise ValueError("email_bounce_rate must be in [0, 1]")
+        for incident in self.incidents:
+            if not isinstance(incident, DeliverabilityCollapse):
+                raise ValueError(f"unknown incident {incident!r}")
 
 
 @dataclass(slots=True)
@@ -209,10 +257,20 @@ class _Sim:
         self.events: list[_Event] = []
         self.web_campaigns = [_web_campaign_name(i) for i in range(config.web_campaigns)]
         self.email_campaigns = [f"c{7 + i:02d}" for i in range(config.email_campaigns)]
+        self.email_bounce_rate = config.email_bounce_rate
+        self.incidents = config.incidents
         # Cart and order ids: the live generator prefixes them so that runs never collide.
         self.id_prefix = ""
         self.carts = 0
         self.orders = 0
+
+    def bounce_rate(self, campaign: str, ts_ms: int) -> float:
+        """Return the probability that an e-mail of ``campaign`` sent at ``ts_ms`` bounces."""
+        for incident in self.incidents:
+            rate = incident.bounce_rate_at(campaign, ts_ms)
+            if rate is not None:
+                return rate
+        return self.email_bounce_rate
 
     def jitter(self) -> int:
         """Return a delivery delay in [0, disorder_s)."""
@@ -412,7 +470,7 @@ def _mailing(sim: _Sim, campaign: str, recipient: str, t_ms: int) -> None:
         sim.emit(Kind.emails, recipient, ts_ms, fields, sim.jitter())
 
     event(t_ms, "sent")
-    if rng.random() < 0.05:
+    if rng.random() < sim.bounce_rate(campaign, t_ms):
         event(
             t_ms + rng.randint(1_000, 60_000), "bounced", bounce_kind=rng.choice(("hard", "soft"))
         )
