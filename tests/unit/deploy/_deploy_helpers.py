@@ -39,11 +39,11 @@ def deploy_tools() -> dict[str, str]:
             env=env,
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=840,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{TOOLS_SCRIPT} took over 15 minutes")
+        pytest.fail(f"{TOOLS_SCRIPT} took over 14 minutes")
     if result.returncode != 0:
         pytest.fail(
             f"{TOOLS_SCRIPT} failed (needs go and the Go module proxy, pip and PyPI):\n"

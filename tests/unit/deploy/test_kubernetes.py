@@ -24,6 +24,10 @@ from _deploy_helpers import (
 from streamkpi.config import load_settings
 from streamkpi.rules.kubernetes import build_prometheus_rule, load_rule_files
 
+# The first test to need the tools may install them (.ci/deploy-tools): about a minute of
+# compiling on a fresh machine, more on a busy one.
+pytestmark = pytest.mark.timeout(900)
+
 KUSTOMIZATIONS = {"base": BASE, "overlay": OVERLAY}
 
 
