@@ -14,6 +14,7 @@ same records for the same sequence of ``advance`` calls' final time.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import math
 import random
@@ -326,6 +327,7 @@ class LiveGenerator:
         self._sim = _LiveSim(self, random.Random(f"{seed}:live-sim:{self.origin_ms}"))
         self._visitors = 0
         self._known_visitors: list[str] = []
+        self._resting: collections.deque[tuple[int, str]] = collections.deque()
         self._recipients = 0
         self._respondents = 0
         self._counters = dict.fromkeys(Kind, 0)
@@ -464,16 +466,24 @@ class LiveGenerator:
     def _new_visit(self, t_ms: int) -> None:
         rng = self._rng
         config = self.config
-        if self._known_visitors and rng.random() < config.returning_share:
-            visitor = rng.choice(self._known_visitors)
+        known = self._known_visitors
+        while self._resting and self._resting[0][0] <= t_ms:
+            # A bounded memory of earlier visitors, of whom the returning ones are drawn.
+            _, rested = self._resting.popleft()
+            if len(known) < _KNOWN_VISITORS:
+                known.append(rested)
+            else:
+                known[rng.randrange(_KNOWN_VISITORS)] = rested
+        if known and rng.random() < config.returning_share:
+            index = rng.randrange(len(known))
+            visitor = known[index]
+            known[index] = known[-1]
+            known.pop()
         else:
             self._visitors += 1
             visitor = f"v{self.run_tag}-{self._visitors}"
-            # A bounded memory of earlier visitors, of whom the returning ones are drawn.
-            if len(self._known_visitors) < 50_000:
-                self._known_visitors.append(visitor)
-            else:
-                self._known_visitors[rng.randrange(50_000)] = visitor
+        # Visitors come back after the session gap (else their visits would merge).
+        self._resting.append((t_ms + _RETURN_AFTER_MS, visitor))
         if rng.random() < config.campaign_share:
             campaign = rng.choices(config.campaigns, weights=self._campaign_weights)[0]
             source = rng.choice(campaign.sources)
@@ -557,6 +567,8 @@ class LiveGenerator:
         return {"event_id": event_id, "ts": _ts_value(self._bytes_rng, ts_ms)} | fields
 
 
+_KNOWN_VISITORS: Final = 50_000
+_RETURN_AFTER_MS: Final = 45 * 60_000  # > the 30 min session gap
 _DEFAULT: Final = Campaign("none", 1.0, (), Funnel(), buy_rate=0.5)
 
 
