@@ -154,6 +154,26 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _killed_with_parent() -> Any:
+    """Return a ``preexec_fn`` that SIGKILLs the child when the demo dies.
+
+    SIGKILL, not SIGTERM: a worker whose broker died at the same moment can hang in its
+    shutdown, and the demo's state is a temp dir anyway (the worker is crash-safe).
+    """
+    import ctypes
+
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+    def preexec() -> None:
+        if libc is not None:
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the demo died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 @dataclass
 class _Child:
     name: str
@@ -173,8 +193,6 @@ class _Children:
     started: list[_Child] = field(default_factory=list)
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> _Child:
-        from streamkpi.localkafka import _die_with_parent
-
         log = self.workdir / f"{name}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(
@@ -187,7 +205,7 @@ class _Children:
                 # Own process group: the terminal's Ctrl-C reaches the demo only, which then
                 # stops everything in order (the worker still needs the broker to commit).
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),  # dies if the demo is killed
+                preexec_fn=_killed_with_parent(),
             )
         child = _Child(name, proc, log)
         self.started.append(child)

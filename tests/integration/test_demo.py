@@ -1,0 +1,143 @@
+"""`streamkpi demo`, the README's first command: KPIs arrive, Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _workers import free_port, http_json, sample, scrape, wait_for
+from test_run_command import alive, descendants
+
+from streamkpi.localkafka import free_port as free_kafka_port
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+async def test_demo_shows_live_kpis_and_ctrl_c_stops_every_process(
+    kafka_libs: Path, tmp_path: Path
+) -> None:
+    kafka_port, web_port = free_kafka_port(), free_port()
+    prometheus_port, alertmanager_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMKPI_")}
+    log_path = tmp_path / "demo.log"
+    log = log_path.open("wb")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamkpi",
+            "demo",
+            "--headless",
+            "--rate",
+            "100",
+            "--refresh",
+            "1s",
+            "--kafka-port",
+            str(kafka_port),
+            "--web-port",
+            str(web_port),
+            "--prometheus-port",
+            str(prometheus_port),
+            "--alertmanager-port",
+            str(alertmanager_port),
+            # --incident reaches the generator (a campaign that does not exist: no effect).
+            "--incident",
+            "traffic-stop:campaign=nobody:at=+0s",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C is sent to its group, as a terminal does
+    )
+    log.close()
+
+    def log_tail() -> str:
+        return log_path.read_text(errors="replace")[-5000:]
+
+    children: set[int] = set()
+    try:
+
+        def kpis_arrived() -> bool:
+            samples = scrape(web_port)
+            accepted = sample(
+                samples, "streamkpi_events_total", topic="pageviews", outcome="accepted"
+            )
+            return accepted is not None and accepted > 0
+
+        await wait_for(
+            kpis_arrived, timeout_s=180, what="accepted pageviews on /metrics", on_timeout=log_tail
+        )
+        first_kpi_s = time.monotonic() - started
+
+        def sessions() -> float:
+            document = http_json(f"http://127.0.0.1:{web_port}/kpis?window=5m")
+            return float(document["overall"]["components"].get("sessions", 0))
+
+        await wait_for(lambda: sessions() > 100, timeout_s=60, what="100 sessions on /kpis")
+        document = http_json(f"http://127.0.0.1:{web_port}/kpis?window=5m")
+        overall = document["overall"]
+        kpis = overall["kpis"]
+        # Values that make sense for the generated funnels (not exact: a live stream).
+        assert 0 < kpis["conversion_rate"] < 0.5, kpis
+        assert 0.1 < kpis["bounce_rate"] < 0.95, kpis
+        assert 0.8 < kpis["deliverability"] <= 1, kpis
+        assert overall["components"]["pageviews"] >= overall["components"]["sessions"]
+        campaigns = {cell["campaign"] for cell in document["campaigns"]}
+        assert {"spring_sale", "brand_search", "influencer_x"} <= campaigns
+        # Nothing the generator sends is invalid or late for a worker with default settings.
+        samples = scrape(web_port)
+        for topic in ("pageviews", "emails", "orders"):
+            for outcome in ("invalid", "late"):
+                assert sample(samples, "streamkpi_events_total", topic=topic, outcome=outcome) == 0
+        # The component gauges are on /metrics too.
+        gauge = sample(
+            samples, "streamkpi_sessions", window="5m", campaign="spring_sale", channel="paid"
+        )
+        assert gauge is not None
+        assert gauge > 0
+
+        # Prometheus (installed in CI) scrapes the demo's worker.
+        def scraped() -> bool:
+            targets = http_json(f"http://127.0.0.1:{prometheus_port}/api/v1/targets")
+            return any(
+                t["scrapeUrl"] == f"http://127.0.0.1:{web_port}/metrics"
+                for t in targets["data"]["activeTargets"]
+            )
+
+        await wait_for(scraped, timeout_s=30, what="the worker among Prometheus's targets")
+        # The headless view printed KPI lines.
+        await wait_for(
+            lambda: "kpis 5m all: sessions=" in log_tail(), timeout_s=30, what="a KPI line"
+        )
+
+        children = descendants(proc.pid)
+        names = " ".join(_cmdline(pid) for pid in children)
+        for expected in ("kafka.Kafka", "streamkpi worker", "streamkpi generate", "prometheus"):
+            assert expected in names, f"{expected} not among the demo's children: {names}"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        assert proc.wait(timeout=90) == 0, log_tail()
+    finally:
+        if proc.poll() is None:  # the test failed: stop it cleanly if it can, else kill it
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    # Children run in their own process groups: the group signal reached only the demo,
+    # which stopped each of them.
+    left = {pid: _cmdline(pid) for pid in children if alive(pid)}
+    assert not left, f"processes left behind: {left}\n{log_tail()}"
+    assert "stopped; nothing left running" in log_tail()
+    print(f"first KPIs on /metrics {first_kpi_s:.1f}s after `streamkpi demo` started")
