@@ -1,0 +1,67 @@
+"""The demo's pure parts: its Prometheus config and the per-campaign rows of the live table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamkpi.demo import PROMETHEUS_DIR, campaign_rows, prometheus_config
+
+
+def test_prometheus_config_scrapes_the_demo_worker_and_alerts_its_alertmanager() -> None:
+    base = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    config = prometheus_config(base, target="127.0.0.1:7000", alertmanager="127.0.0.1:7001")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["streamkpi"]["static_configs"] == [{"targets": ["127.0.0.1:7000"]}]
+    assert config["alerting"] == {
+        "alertmanagers": [{"static_configs": [{"targets": ["127.0.0.1:7001"]}]}]
+    }
+    # The rule globs point into this checkout, and they match the generated rule files.
+    assert all(Path(pattern).is_absolute() for pattern in config["rule_files"])
+    assert any(list(Path("/").glob(p.lstrip("/"))) for p in config["rule_files"])
+    assert config["global"] == base["global"]  # intervals as shipped
+
+
+def test_prometheus_config_without_alertmanager_has_no_alerting() -> None:
+    base = {"alerting": {"alertmanagers": []}, "scrape_configs": [], "rule_files": []}
+    config = prometheus_config(base, target="127.0.0.1:7000", alertmanager=None)
+    assert "alerting" not in config
+    assert config["scrape_configs"] == [
+        {"job_name": "streamkpi", "static_configs": [{"targets": ["127.0.0.1:7000"]}]}
+    ]
+
+
+def test_campaign_rows_sum_components_over_channels_then_divide() -> None:
+    document = {
+        "campaigns": [
+            {
+                "campaign": "a",
+                "channel": "paid",
+                "components": {"sessions": 10, "converted_sessions": 1},
+            },
+            {
+                "campaign": "a",
+                "channel": "email",
+                "components": {"sessions": 30, "converted_sessions": 9},
+            },
+            {"campaign": "b", "channel": "paid", "components": {"sessions": 50}},
+        ],
+        "overall": {"components": {"sessions": 90, "converted_sessions": 10}},
+    }
+    rows = campaign_rows(document)
+    assert [r.campaign for r in rows] == ["b", "a", "all"]  # busiest first, then the total
+    a = rows[1]
+    assert a.components == {"sessions": 40, "converted_sessions": 10}
+    # (1 + 9) / (10 + 30), not the mean of 10 % and 30 %.
+    assert a.kpis["conversion_rate"] == pytest.approx(0.25)
+    assert rows[0].kpis["conversion_rate"] == 0  # a missing numerator counts 0
+    assert a.kpis["deliverability"] is None  # no e-mails: no value
+    assert rows[2].kpis["conversion_rate"] == pytest.approx(10 / 90)
+
+
+def test_campaign_rows_of_an_empty_document_is_the_empty_total() -> None:
+    rows = campaign_rows({"campaigns": [], "overall": {"components": {}}})
+    assert [r.campaign for r in rows] == ["all"]
+    assert rows[0].kpis["conversion_rate"] is None
