@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import ctypes
 import gc
 import multiprocessing
 import os
@@ -124,6 +125,32 @@ def _make_input(bootstrap: str, topics: dict[Kind, str], memory: bool, scale: fl
     return len(records)
 
 
+def _watch_peak(obj: Any, name: str) -> None:
+    """Print how much traced memory a synchronous method of ``obj`` peaks at above its start."""
+    method = getattr(obj, name)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            after, peak = tracemalloc.get_traced_memory()
+            print(
+                f"    {name}: +{(peak - before) / 2**20:.0f} MiB at peak, "
+                f"{(after - before) / 2**20:+.0f} MiB kept, {time.perf_counter() - started:.2f}s",
+                flush=True,
+            )
+
+    setattr(obj, name, wrapped)
+
+
+def final_total(snapshot: tracemalloc.Snapshot) -> float:
+    """Return the traced MiB of ``snapshot``."""
+    return sum(stat.size for stat in snapshot.statistics("filename")) / 2**20
+
+
 def print_objects(top: int = 25) -> None:
     """Print the most numerous live object types (a cheap first look at memory)."""
     counts = Counter(type(o).__name__ for o in gc.get_objects())
@@ -194,6 +221,8 @@ def main() -> None:
         biggest: list[Any] = [0, None]  # traced bytes, snapshot
         if args.tracemalloc:
             tracemalloc.start(8)
+            for name in ("_take_checkpoint", "_snapshots"):
+                _watch_peak(pipeline, name)
 
         @app.timer(interval=0.05)  # type: ignore[misc]
         async def watch() -> None:
@@ -223,8 +252,19 @@ def main() -> None:
                 span["end"] = time.perf_counter()
                 threads.disable()
                 span["rss"] = rss_mib(os.getpid())
+                if args.tracemalloc:
+                    final = tracemalloc.take_snapshot()
+                    print(f"live traced memory at the end: {final_total(final):.0f} MiB")
+                    for stat in final.statistics("lineno")[:20]:
+                        print(f"    {stat}", flush=True)
+                gc.collect()
+                span["rss_gc"] = rss_mib(os.getpid())
+                with contextlib.suppress(OSError, AttributeError):
+                    ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc: give free heap back
+                span["rss_trim"] = rss_mib(os.getpid())
                 if args.objects:
                     print_objects()
+                    sys._debugmallocstats()  # pymalloc arenas: used vs free bytes
                 # As a Ctrl-C would: the worker stops and execute_from_commandline returns.
                 os.kill(os.getpid(), signal.SIGTERM)
 
@@ -243,7 +283,10 @@ def main() -> None:
         f"\nprofiled span: {n:,} records in {seconds:.2f} s = {n / seconds:,.0f} events/s"
         f" ({'no profiler' if args.no_profile else 'under cProfile'}; loop policy {loop})"
     )
-    print(f"RSS when done: {span['rss']:.0f} MiB")
+    print(
+        f"RSS when done: {span['rss']:.0f} MiB; after gc.collect() {span['rss_gc']:.0f} MiB;"
+        f" after malloc_trim(0) {span['rss_trim']:.0f} MiB"
+    )
     if biggest[1] is not None:
         print(f"\nlargest traced memory seen: {biggest[0] / 2**20:.0f} MiB, by traceback:")
         for stat in biggest[1].statistics("traceback")[:8]:

@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
+from streamkpi import jsonbytes
 
 __all__ = ["DeadLetter", "dead_letter_headers", "encode_dead_letter"]
 
@@ -52,7 +52,7 @@ def encode_dead_letter(letter: DeadLetter, *, max_value_bytes: int, now_s: float
         "value_truncated": len(kept) < len(letter.value),
         "dead_lettered_at": datetime.fromtimestamp(now_s, UTC).isoformat(),
     }
-    return orjson.dumps(record)
+    return jsonbytes.dumps(record)
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:

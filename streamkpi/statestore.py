@@ -25,6 +25,9 @@ from streamkpi.topics import aiokafka_security, state_topic_name
 
 __all__ = ["Checkpoint", "OutRecord", "StateStore", "transactional_id"]
 
+# Producer batch size of the checkpoint transactions (aiokafka's default is 16 KiB).
+BATCH_BYTES = 512 * 1024
+
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, bytes | None]
@@ -97,6 +100,8 @@ class StateStore:
                     # restore when its successor has another id (same id: aborted at once).
                     transaction_timeout_ms=int(settings.transaction_timeout_s * 1000),
                     max_request_size=8 * 1024 * 1024,
+                    # Below the broker's default message.max.bytes (1 MiB + 12).
+                    max_batch_size=BATCH_BYTES,
                     **aiokafka_security(settings),
                 )
                 await self._producer.start()
@@ -116,8 +121,7 @@ class StateStore:
         await producer.begin_transaction()
         try:
             for partition, entries in checkpoint.entries.items():
-                for key, value in entries:
-                    await producer.send(self.topic, value, key=key, partition=partition)
+                await self._send_entries(producer, partition, entries)
             for record in checkpoint.records:
                 await producer.send(
                     record.topic, record.value, key=record.key, headers=list(record.headers)
@@ -130,6 +134,26 @@ class StateStore:
             await producer.abort_transaction()
             raise
         await producer.commit_transaction()
+
+    async def _send_entries(
+        self, producer: AIOKafkaProducer, partition: int, entries: Sequence[Entry]
+    ) -> None:
+        # Whole batches, not one send() per entry (issue 3, worker memory): send() waits
+        # for the broker each time a partition's batch is full, and while it waits the
+        # consumer counts on, so a checkpoint of 50k entries in 16 KiB batches lasted
+        # seconds and the next one grew with it. Building batches directly also skips a
+        # future and a serializer call per entry.
+        batch = producer.create_batch()
+        for key, value in entries:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                batch.close()
+                await producer.send_batch(batch, self.topic, partition=partition)
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"state entry {key!r} is larger than a producer batch")
+        if batch.record_count():
+            batch.close()
+            await producer.send_batch(batch, self.topic, partition=partition)
 
     async def read(self, partition: int) -> list[Entry]:
         """Return every committed entry of state ``partition`` in log order."""

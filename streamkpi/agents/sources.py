@@ -10,8 +10,8 @@ or acks (offsets are committed by the checkpoint transaction with the state they
 streamkpi/statestore.py). So :class:`BatchConsumer` keeps Faust's consumer — group
 membership, the co-partitioned assignment, rebalance callbacks, seeks, the fetch thread —
 and replaces only its fetch loop: every batch aiokafka returns goes straight to
-:meth:`Pipeline.process <streamkpi.pipeline.Pipeline.process>`, one call per
-topic-partition, synchronously.
+:meth:`Pipeline.process <streamkpi.pipeline.Pipeline.process>`, synchronously, in chunks
+of ``CHUNK`` records of one topic-partition.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ __all__ = ["KINDS", "BatchConsumer", "SourceApp", "attach"]
 KINDS: tuple[Kind, ...] = tuple(Kind)
 # Records handed to the pipeline between two yields to the event loop (~30 ms of work).
 CHUNK = 1000
+# Records counted while a checkpoint commits before waiting for it (~1 s of work): its
+# broker round trips overlap with counting, but cannot be stretched without bound.
+OVERLAP = 30_000
 
 
 class SourceApp(faust.App):
@@ -77,6 +80,20 @@ class BatchConsumer(aiokafka_driver.Consumer):
         super().__init__(*args, **kwargs)
         self.pipeline = pipeline
 
+    @staticmethod
+    async def _pause(pipeline: Pipeline) -> None:
+        """Between two chunks: let timers, rebalance callbacks and /metrics run.
+
+        While a checkpoint commits, only ``OVERLAP`` more records are counted before
+        waiting for it: its sends wait on the broker, and each wait would otherwise last a
+        whole chunk, stretching its transaction (up to a fencing timeout when the CPU is
+        short) and the number of entries the next one holds.
+        """
+        if pipeline.committing and pipeline.counted_while_committing >= OVERLAP:
+            await pipeline.wait_committed()
+        else:
+            await asyncio.sleep(0)
+
     async def _drain_messages(self, fetcher: Any) -> None:
         # Replaces faust.transport.consumer.Consumer._drain_messages (run by the Fetcher
         # service) and the per-record part of Consumer.getmany, keeping their rules: wait
@@ -113,12 +130,10 @@ class BatchConsumer(aiokafka_driver.Consumer):
                         if app.consumer_generation_id != generation or not self.flow_active:
                             break  # rebalanced meanwhile: the seek that follows re-reads
                     for start in range(0, len(batch), CHUNK):
-                        if start:
-                            # Let timers (checkpoints), rebalance callbacks and /metrics
-                            # run between chunks; stop if a rebalance began meanwhile.
-                            await asyncio.sleep(0)
+                        if start or pipeline.committing:
+                            await self._pause(pipeline)
                             if app.consumer_generation_id != generation or not self.flow_active:
-                                break
+                                break  # rebalanced meanwhile: the seek that follows re-reads
                         chunk = batch[start : start + CHUNK]
                         pipeline.process(kind, partition, chunk)
                         read_offset[tp] = chunk[-1].offset

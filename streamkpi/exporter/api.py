@@ -6,8 +6,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
+from streamkpi import jsonbytes
 from streamkpi.kpis.spec import Labels
 from streamkpi.kpis.values import Row, kpi_values, report
 
@@ -66,7 +65,7 @@ def snapshot_records(
     records: list[tuple[bytes, bytes | None]] = []
     live: set[bytes] = set()
     for (kind, labels, window), components in sorted(cells.items()):
-        key = orjson.dumps([partition, kind, *labels, window])
+        key = jsonbytes.dumps([partition, kind, *labels, window])
         live.add(key)
         label_names = ("page",) if kind == "page" else ("campaign", "channel")
         document: dict[str, Any] = {
@@ -84,6 +83,6 @@ def snapshot_records(
                 components, Labels.page if kind == "page" else Labels.campaign_channel
             ),
         }
-        records.append((key, orjson.dumps(document)))
+        records.append((key, jsonbytes.dumps(document)))
     records.extend((key, None) for key in sorted(previous - live))
     return records, live

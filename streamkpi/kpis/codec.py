@@ -25,6 +25,8 @@ from typing import Any, Final
 
 import orjson
 
+from streamkpi import jsonbytes
+
 __all__ = [
     "SCHEMA",
     "IncompatibleState",
@@ -60,7 +62,7 @@ def _default(value: Any) -> Any:
 
 def dumps(value: Any) -> bytes:
     """Encode a state value (Decimals as strings)."""
-    return orjson.dumps(value, default=_default)
+    return jsonbytes.dumps(value, default=_default)
 
 
 def json_key(prefix: bytes, parts: list[Any]) -> bytes:
