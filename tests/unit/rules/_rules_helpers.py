@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -12,6 +13,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy" / "prometheus"
 RULE_FILE = DEPLOY / "rules" / "streamkpi-kpis.yml"
+ALERT_FILE = DEPLOY / "alerts" / "streamkpi-alerts.yml"
 GENERATED_TESTS = DEPLOY / "tests" / "streamkpi-kpis.generated.yml"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus.yml"
 README = REPO / "README.md"
@@ -35,3 +37,9 @@ def records(path: Path = RULE_FILE) -> dict[str, str]:
     """Return a rule file's recording rules: record name -> expression."""
     data = yaml.safe_load(path.read_text())
     return {rule["record"]: rule["expr"] for group in data["groups"] for rule in group["rules"]}
+
+
+def alerts(path: Path = ALERT_FILE) -> list[dict[str, Any]]:
+    """Return a rule file's alerting rules, in file order."""
+    data = yaml.safe_load(path.read_text())
+    return [rule for group in data["groups"] for rule in group["rules"] if "alert" in rule]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from _rules_helpers import PROMETHEUS_CONFIG, promtool, records
+from _rules_helpers import ALERT_FILE, PROMETHEUS_CONFIG, alerts, promtool, records
 
 from streamkpi.config import Settings
 
@@ -12,8 +12,9 @@ def test_promtool_check_config_is_clean() -> None:
     result = promtool("check", "config", str(PROMETHEUS_CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNING" not in result.stdout + result.stderr
-    # why: the rule_files glob reaches the generated rules, checked along with the config
+    # why: the rule_files globs reach the generated rules and alerts, checked with the config
     assert f"SUCCESS: {len(records())} rules found" in result.stdout
+    assert f"Checking {ALERT_FILE}\n  SUCCESS: {len(alerts())} rules found" in result.stdout
 
 
 def test_config_scrapes_the_default_worker_and_loads_rules_and_alerts() -> None:

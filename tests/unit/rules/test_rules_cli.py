@@ -11,19 +11,27 @@ import pytest
 from _rules_helpers import DEPLOY, REPO, RULE_FILE
 from click.testing import CliRunner, Result
 
-from streamkpi.rules.cli import GENERATED, rules
+from streamkpi.rules.cli import GENERATED, GRAFANA_DIR, GRAFANA_FILE, rules
 
-CLEAN_ENV = {"STREAMKPI_WINDOWS": None, "STREAMKPI_CONFIG_FILE": None}
+CLEAN_ENV = {
+    "STREAMKPI_WINDOWS": None,
+    "STREAMKPI_CONFIG_FILE": None,
+    "STREAMKPI_ALERTS_FILE": None,
+}
 
 
 @pytest.fixture
 def deploy_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "prometheus"
     shutil.copytree(DEPLOY, copy)
+    shutil.copytree(GRAFANA_DIR, tmp_path / "grafana")
     return copy
 
 
 def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    if "--dir" in args:  # a copy: its Grafana files are next to it
+        grafana = Path(args[args.index("--dir") + 1]).parent / "grafana"
+        args = (*args, "--grafana-dir", str(grafana))
     return CliRunner().invoke(rules, list(args), env={**CLEAN_ENV, **(env or {})})
 
 
@@ -46,22 +54,58 @@ def test_check_fails_with_a_diff_and_a_hint_when_a_file_is_stale(deploy_copy: Pa
 
 
 def test_generate_writes_missing_and_stale_files_then_check_passes(deploy_copy: Path) -> None:
+    grafana = deploy_copy.parent / "grafana"
     for relative in GENERATED:
         (deploy_copy / relative).unlink()
+    (grafana / GRAFANA_FILE).unlink()
     assert invoke("generate", "--check", "--dir", str(deploy_copy)).exit_code == 1
     result = invoke("generate", "--dir", str(deploy_copy))
     assert result.exit_code == 0, result.output
     for relative in GENERATED:
         assert (deploy_copy / relative).read_text() == (DEPLOY / relative).read_text()
+    assert (grafana / GRAFANA_FILE).read_text() == (GRAFANA_DIR / GRAFANA_FILE).read_text()
     assert invoke("generate", "--check", "--dir", str(deploy_copy)).exit_code == 0
 
 
+def test_check_fails_when_the_alert_config_changes(deploy_copy: Path, tmp_path: Path) -> None:
+    # why: the committed alerts must be the shipped config's; another config is another file
+    config = tmp_path / "alerts.yml"
+    default = (REPO / "streamkpi" / "alerts" / "default.yml").read_text()
+    config.write_text(default.replace("lower: 0.95", "lower: 0.9"))
+    result = invoke("generate", "--check", "--dir", str(deploy_copy), "--alerts", str(config))
+    assert result.exit_code == 1
+    assert "+        campaign_channel:streamkpi_deliverability:ratio5m < 0.9\n" in result.stdout
+    grafana_diff = "+          campaign_channel:streamkpi_deliverability:ratio5m < 0.9\n"
+    assert grafana_diff in result.stdout
+    assert "+- name: 'StreamKPIDeliverabilityLow: both windows beyond 0.9," in result.stdout
+
+
+def test_an_invalid_alert_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "alerts.yml"
+    default = (REPO / "streamkpi" / "alerts" / "default.yml").read_text()
+    config.write_text(default.replace("lower: 0.95", "lower: high"))
+    result = invoke("generate", "--check", "--alerts", str(config))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "streamkpi: error: invalid alert setting 'kpis.deliverability.lower' in "
+    )
+
+
+def test_alert_windows_must_be_recorded_windows() -> None:
+    result = invoke("generate", "--check", env={"STREAMKPI_WINDOWS": "5m,24h"})
+    assert result.exit_code == 2
+    assert "invalid alert setting 'windows.long': 1h is not one of the recorded windows" in (
+        result.stderr
+    )
+
+
 def test_windows_come_from_the_settings(deploy_copy: Path) -> None:
-    result = invoke("generate", "--dir", str(deploy_copy), env={"STREAMKPI_WINDOWS": "10m,7d"})
+    windows = {"STREAMKPI_WINDOWS": "5m,10m,1h,24h,7d"}  # the alerts read 5m, 1h and 24h
+    result = invoke("generate", "--dir", str(deploy_copy), env=windows)
     assert result.exit_code == 0, result.output
     text = (deploy_copy / RULE_FILE.relative_to(DEPLOY)).read_text()
     assert "overall:streamkpi_roas:ratio7d" in text
-    assert ":ratio5m" not in text
+    assert "overall:streamkpi_roas:ratio10m" in text
 
 
 def test_invalid_settings_exit_2_with_one_line() -> None:

@@ -1,0 +1,145 @@
+"""The alert config: the shipped default, and one clear line per mistake, naming its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamkpi.alerts.config import check_windows, kpi_thresholds, load_alert_config
+from streamkpi.config import ConfigError
+
+DEFAULT = Path(__file__).resolve().parents[3] / "streamkpi" / "alerts" / "default.yml"
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "alerts.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def default_data() -> dict[str, object]:
+    data: dict[str, object] = yaml.safe_load(DEFAULT.read_text())
+    return data
+
+
+def test_the_shipped_defaults_say_what_the_issue_asks() -> None:
+    config = load_alert_config()
+    assert config.kpis["deliverability"].lower == 0.95
+    assert config.kpis["deliverability"].severity == "critical"
+    assert config.kpis["bounce_rate"].upper == 0.70
+    assert config.kpis["cart_abandonment_rate"].upper == 0.85
+    drift = config.kpis["conversion_rate"].drift
+    assert drift is not None
+    assert (drift.drop, drift.offset) == (0.30, "1w")
+    assert config.campaigns["black_friday"]["cpa"].upper == 80
+
+
+def test_kpi_thresholds_for_dashboards() -> None:
+    thresholds = kpi_thresholds()
+    assert thresholds["deliverability"] == (0.95, None)
+    assert thresholds["bounce_rate"] == (None, 0.70)
+    assert thresholds["cpa"] == (None, 50)
+    assert "conversion_rate" not in thresholds  # drift only
+    assert "revenue" not in thresholds  # a component, not a KPI
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        # why: a wrong type names the full path of the key
+        (
+            lambda d: d["kpis"]["deliverability"].update(lower="high"),
+            "invalid alert setting 'kpis.deliverability.lower' in {file}: Input should be a "
+            "valid number, unable to parse string as a number",
+        ),
+        # why: a misspelt key is refused, not ignored
+        (
+            lambda d: d["kpis"]["bounce_rate"].update(uper=0.8),
+            "invalid alert setting 'kpis.bounce_rate.uper' in {file}: Extra inputs are not "
+            "permitted",
+        ),
+        # why: a KPI name that is not in the spec
+        (
+            lambda d: d["kpis"].update(conversion={"lower": 0.1}),
+            "invalid alert setting 'kpis.conversion' in {file}: not a KPI or component of "
+            "streamkpi/kpis/spec.py",
+        ),
+        # why: an override of a bound the KPI does not have
+        (
+            lambda d: d["campaigns"]["black_friday"].update(cpa={"lower": 5}),
+            "invalid alert setting 'campaigns.black_friday.cpa.lower' in {file}: kpis.cpa has "
+            "no lower bound",
+        ),
+        # why: per-campaign settings for an alert that is not per campaign
+        (
+            lambda d: d["campaigns"]["black_friday"].update(nps={"enabled": False}),
+            "invalid alert setting 'campaigns.black_friday.nps' in {file}: the nps alerts are "
+            "not per campaign",
+        ),
+        # why: a duration Prometheus would not parse
+        (
+            lambda d: d["kpis"]["deliverability"].update({"for": "10 minutes"}),
+            "invalid alert setting 'kpis.deliverability.for' in {file}: '10 minutes' is not a "
+            "duration like 30s, 5m, 1h, 24h or 7d",
+        ),
+        # why: windows the wrong way round
+        (
+            lambda d: d.update(windows={"short": "1h", "long": "5m"}),
+            "invalid alert setting 'windows' in {file}: short window 1h must be shorter than "
+            "long 5m",
+        ),
+        # why: an entry that alerts on nothing
+        (
+            lambda d: d["kpis"].update(roi={"min_volume": 5}),
+            "invalid alert setting 'kpis.roi' in {file}: give lower, upper or drift (or remove "
+            "the entry)",
+        ),
+    ],
+)
+def test_a_mistake_is_one_line_naming_its_key(tmp_path: Path, change: object, line: str) -> None:
+    data = default_data()
+    change(data)  # type: ignore[operator]
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as raised:
+        load_alert_config(path)
+    assert str(raised.value) == line.format(file=path)
+
+
+def test_two_mistakes_are_two_lines(tmp_path: Path) -> None:
+    data = default_data()
+    data["kpis"]["deliverability"]["lower"] = "x"  # type: ignore[index]
+    data["kpis"]["cpa"]["severity"] = "page"  # type: ignore[index]
+    with pytest.raises(ConfigError) as raised:
+        load_alert_config(write(tmp_path, data))
+    lines = str(raised.value).splitlines()
+    assert sorted(line.split("'")[1] for line in lines) == [
+        "kpis.cpa.severity",
+        "kpis.deliverability.lower",
+    ]
+
+
+def test_a_file_that_is_not_yaml_or_missing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("kpis: [\n")
+    with pytest.raises(ConfigError, match="is not YAML"):
+        load_alert_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_alert_config(tmp_path / "missing.yml")
+
+
+def test_alert_windows_must_be_recorded() -> None:
+    config = load_alert_config()
+    check_windows(config, ("5m", "1h", "24h"))
+    with pytest.raises(ConfigError) as raised:
+        check_windows(config, ("5m", "1h"))  # NPS reads 24h
+    assert str(raised.value) == (
+        "invalid alert setting 'kpis.nps.windows.long': 24h is not one of the recorded "
+        "windows (5m, 1h; setting 'windows')"
+    )
+
+
+def test_top_level_overrides_replace_keys() -> None:
+    config = load_alert_config(None, windows={"short": "10s", "long": "30s"})
+    assert (config.windows.short, config.windows.long) == ("10s", "30s")
