@@ -31,24 +31,32 @@ def prometheus_binary() -> str:
 
 
 class PrometheusProcess:
-    """A Prometheus on a free loopback port with 1 s scrape and rule evaluation."""
+    """A Prometheus on a free loopback port with 1 s scrape and rule evaluation.
 
-    def __init__(self, workdir: Path, targets: list[str], rule_files: list[Path]) -> None:
+    ``rule_files`` may hold recording and alert rules alike; with ``alertmanager_url``
+    Prometheus sends its alerts there.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        targets: list[str],
+        rule_files: list[Path],
+        alertmanager_url: str | None = None,
+    ) -> None:
         self.port = free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "prometheus.yml"
-        self.config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(p) for p in rule_files],
-                    "scrape_configs": [
-                        {"job_name": "streamkpi", "static_configs": [{"targets": targets}]}
-                    ],
-                }
-            )
-        )
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(p) for p in rule_files],
+            "scrape_configs": [{"job_name": "streamkpi", "static_configs": [{"targets": targets}]}],
+        }
+        if alertmanager_url is not None:
+            host = urllib.parse.urlsplit(alertmanager_url).netloc
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [host]}]}]}
+        self.config.write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -96,6 +104,14 @@ class PrometheusProcess:
             labels = {k: v for k, v in item["metric"].items() if k != "__name__"}
             out.append((labels, float(item["value"][1])))
         return out
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Return the pending and firing alerts (``/api/v1/alerts``)."""
+        with urllib.request.urlopen(f"{self.url}/api/v1/alerts", timeout=10) as response:
+            body: dict[str, Any] = json.load(response)
+        assert body["status"] == "success", body
+        alerts: list[dict[str, Any]] = body["data"]["alerts"]
+        return alerts
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
