@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install demo run test lint format unit integration bench clean
+.PHONY: help install demo run test lint format unit integration bench generate clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ integration: install  ## only the tests against a real local Kafka broker
 
 bench: install  ## parse throughput per topic (prints events/s)
 	$(BIN)/python benchmarks/parse_bench.py
+
+generate: install  ## regenerate the committed rules, alerts, dashboards and Kubernetes rule manifest
+	$(BIN)/streamkpi rules generate
+	$(BIN)/streamkpi dashboards generate
 
 clean:  ## remove the venv, caches and the local broker's data
 	rm -rf $(VENV) .streamkpi .mypy_cache .ruff_cache .pytest_cache

@@ -2,11 +2,14 @@
 
     python benchmarks/worker_bench.py                 # the generator's mixed stream
     python benchmarks/worker_bench.py --memory        # 24 h of buckets for 1,000 label keys
+    python benchmarks/worker_bench.py --memory --visitors 100000 --restart
 
 Starts its own Kafka broker (streamkpi.localkafka) on free ports, produces the input,
 then times one `streamkpi worker` subprocess from spawn until its committed offsets reach
 the end of every input partition, and reads the worker's RSS from /proc. Prints figures;
-asserts nothing.
+asserts nothing. ``--restart`` then starts a second worker on the committed state and
+reports its RSS once it has restored every partition and served a scrape: the memory of
+a worker *holding* the state, without the catch-up's transient allocations.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -49,8 +53,13 @@ def mixed_records(scale: float) -> list[Record]:
     return generate(config)
 
 
-def memory_records(keys: int, hours: int) -> list[Record]:
-    """Return pageviews touching ``keys`` campaign x channel keys every minute for ``hours``."""
+def memory_records(keys: int, hours: int, visitors: int = 0) -> list[Record]:
+    """Return pageviews touching ``keys`` campaign x channel keys every minute for ``hours``.
+
+    Every pageview is a new visitor unless ``visitors`` > 0 (then visitor ``n % visitors``):
+    the engine remembers each visitor for ``visitor_memory_s`` (30 days) to tell new from
+    returning, so distinct visitors cost memory of their own, apart from the buckets.
+    """
     channels = ["organic", "paid", "referral", "direct", "email", "social", "other"]
     labels = [(f"c{i // len(channels):04d}", channels[i % len(channels)]) for i in range(keys)]
     start = time.time() - hours * 3600
@@ -60,7 +69,8 @@ def memory_records(keys: int, hours: int) -> list[Record]:
         ts = start + minute * 60
         for campaign, channel in labels:
             n += 1
-            visitor = f"v{n}"
+            vid = n % visitors if visitors else n
+            visitor = f"v{vid}"
             value = orjson.dumps(
                 {
                     "event_id": f"e{n}",
@@ -72,7 +82,7 @@ def memory_records(keys: int, hours: int) -> list[Record]:
                 }
             )
             key = visitor.encode()
-            out.append(Record(Kind.pageviews, n % PARTITIONS, key, value))
+            out.append(Record(Kind.pageviews, vid % PARTITIONS, key, value))
     return out
 
 
@@ -113,6 +123,34 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def restored_worker_rss(env: dict[str, str], workdir: Path) -> tuple[float, float]:
+    """Start a worker on the committed state; return its RSS once restored, and the time."""
+    port = free_port()
+    env = {**env, "STREAMKPI_WEB_PORT": str(port), "STREAMKPI_LOG_LEVEL": "info"}
+    log = (workdir / "worker2.log").open("wb")
+    started = time.monotonic()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streamkpi", "worker"], env=env, stdout=log, stderr=log
+    )
+    try:
+        while True:
+            if worker.poll() is not None:
+                raise SystemExit(f"worker exited: {(workdir / 'worker2.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+            # The pipeline logs each partition it restores (at info level).
+            if (workdir / "worker2.log").read_text().count("restored partition") < PARTITIONS:
+                continue
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as r:
+                text = r.read().decode()  # the first scrape builds the window sums
+            if "streamkpi_pageviews{" not in text:
+                raise SystemExit("the restored worker exports no pageviews")
+            return rss_mib(worker.pid), time.monotonic() - started
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        log.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="mixed stream size factor")
@@ -120,11 +158,21 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument(
+        "--visitors", type=int, default=0, help="distinct visitors (default: one per pageview)"
+    )
+    parser.add_argument(
+        "--restart", action="store_true", help="then measure a worker restored from the state"
+    )
+    parser.add_argument(
         "--trace", type=float, default=0, metavar="S", help="print progress and RSS every S s"
     )
     args = parser.parse_args()
 
-    records = memory_records(args.keys, args.hours) if args.memory else mixed_records(args.scale)
+    records = (
+        memory_records(args.keys, args.hours, args.visitors)
+        if args.memory
+        else mixed_records(args.scale)
+    )
     kinds = Counter(r.kind.value for r in records)
     print(f"records: {len(records):,} {dict(kinds)}")
     workdir = Path(tempfile.mkdtemp(prefix="streamkpi-bench-"))
@@ -199,6 +247,12 @@ def main() -> None:
         )
         print(f"steady state (10% -> 90% committed): {steady:,.0f} events/s")
         print(f"worker RSS at the end: {rss:.0f} MiB (peak seen {peak_rss:.0f} MiB)")
+        if args.restart:
+            restored_rss, seconds = restored_worker_rss(env, workdir)
+            print(
+                f"restarted worker, state restored and scraped after {seconds:.1f}s: "
+                f"RSS {restored_rss:.0f} MiB"
+            )
     finally:
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from streamkpi.alerts.config import kpi_thresholds, load_alert_config
 from streamkpi.config import ConfigError, load_settings
 from streamkpi.dashboards.build import GRAFANA_DIR, generated_files
 
@@ -65,22 +66,33 @@ def dashboards() -> None:
     show_default="grafana/ of this checkout",
     help="The grafana directory to write or check.",
 )
+@click.option(
+    "--alerts",
+    "alerts_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="STREAMKPI_ALERTS_FILE",
+    default=None,
+    show_default="the packaged streamkpi/alerts/default.yml",
+    help="Alert config whose thresholds colour the stat panels [env STREAMKPI_ALERTS_FILE].",
+)
 @click.pass_context
-def generate(ctx: click.Context, check: bool, grafana_dir: Path) -> None:
+def generate(ctx: click.Context, check: bool, grafana_dir: Path, alerts_file: Path | None) -> None:
     """Generate the Grafana dashboards from streamkpi/kpis/spec.py.
 
     Five dashboards (overview, campaigns, e-mail, e-commerce, pipeline health) in
     dashboards/*.json, plus the datasource and dashboard provisioning files. The window
-    choices follow the `windows` setting and money the `reporting_currency`. The files are
+    choices follow the `windows` setting, money the `reporting_currency`, and the stat panels
+    colours the alert thresholds of the alert config (--alerts). The files are
     committed: run this after changing the spec or those settings, and commit the result.
     """
     config_file = ctx.obj.get("config_file") if isinstance(ctx.obj, dict) else None
     try:
         settings = load_settings(config_file)
+        thresholds = kpi_thresholds(load_alert_config(alerts_file))
     except ConfigError as exc:
         click.echo(f"streamkpi: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    files = generated_files(settings.windows, settings.reporting_currency)
+    files = generated_files(settings.windows, settings.reporting_currency, thresholds)
     stale = write_or_check(grafana_dir, files, check=check)
     if stale:
         names = ", ".join(str(p) for p in stale)

@@ -14,6 +14,7 @@ from streamkpi.alerts.grafana import render_grafana_alerting
 from streamkpi.alerts.promtool_tests import render_alert_tests
 from streamkpi.alerts.rules import render_alert_file
 from streamkpi.config import ConfigError, load_settings
+from streamkpi.rules.kubernetes import MANIFEST, PROMETHEUS_DIR, write_prometheus_rule
 from streamkpi.rules.promtool_tests import render_promtool_tests
 from streamkpi.rules.recording import render_rule_file
 
@@ -163,6 +164,17 @@ def generate(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         click.echo(f"streamkpi: wrote {path}", err=True)
+    # The Kubernetes PrometheusRule wraps the rule files as they are on disk (just written,
+    # or with --check the committed ones, which must then be current too).
+    if deploy_dir.resolve() == PROMETHEUS_DIR.resolve():
+        manifest_diff = write_prometheus_rule(deploy_dir, MANIFEST, check=check)
+        if manifest_diff is None:
+            click.echo(f"streamkpi: {MANIFEST} is up to date", err=True)
+        elif check:
+            stale.append(MANIFEST)
+            click.echo(manifest_diff, nl=False)
+        else:
+            click.echo(f"streamkpi: wrote {MANIFEST}", err=True)
     if stale:
         names = ", ".join(str(p) for p in stale)
         click.echo(

@@ -26,6 +26,7 @@ from _dash_helpers import (
     targets,
 )
 
+from streamkpi.alerts.config import kpi_thresholds
 from streamkpi.config import Settings
 from streamkpi.dashboards import build, ids
 from streamkpi.dashboards.build import ALERTS_EXPR, build_dashboards, generated_files
@@ -36,7 +37,9 @@ REGENERATE = "run `streamkpi dashboards generate` and commit"
 
 
 def test_committed_files_equal_a_fresh_generation(default_settings: Settings) -> None:
-    fresh = generated_files(default_settings.windows, default_settings.reporting_currency)
+    fresh = generated_files(
+        default_settings.windows, default_settings.reporting_currency, kpi_thresholds()
+    )
     problems = []
     for relative, text in fresh.items():
         path = GRAFANA / relative
@@ -367,6 +370,20 @@ def test_every_dashboard_links_the_others_and_annotates_firing_alerts() -> None:
                     assert any(p["id"] == int(match[2]) for p in all_panels(models[match[1]])), (
                         panel_link
                     )
+
+
+def test_committed_stats_are_coloured_by_the_shipped_alert_thresholds() -> None:
+    overview = committed()[Dashboard.overview]
+    shipped = kpi_thresholds()
+    assert shipped  # the default alert config has threshold alerts
+    for name, (lower, upper) in shipped.items():
+        # The KPI's stat (id 100 above its time series) and its time series both show them.
+        for panel_id in (kpi_panel_id(name) + 100, kpi_panel_id(name)):
+            steps = _panel(overview, panel_id)["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            values = [step["value"] for step in steps]
+            for bound in (lower, upper):
+                if bound is not None:
+                    assert bound in values, (name, panel_id, values)
 
 
 def test_thresholds_colour_stat_panels_and_unknown_kpis_are_refused() -> None:
