@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from streamkpi.events import Kind
+from streamkpi.generator.incidents import Incident, IncidentKind, alter
 
 __all__ = [
     "CURRENCY_RATES",
@@ -107,40 +108,6 @@ class Record:
 
 
 @dataclass(frozen=True)
-class DeliverabilityCollapse:
-    """An incident: e-mails of ``campaign`` sent in ``[start_s, end_s)`` bounce more often.
-
-    Models a blocklisted sending domain: each such e-mail bounces with probability
-    ``bounce_rate`` instead of ``GenConfig.email_bounce_rate``, so the campaign's
-    deliverability (delivered / sent) falls to about ``1 - bounce_rate`` for e-mails sent in
-    the interval (delivered events trail their sent event by 1 to 30 s). Times are event
-    times in epoch seconds; ``campaign=None`` hits every e-mail campaign.
-    """
-
-    start_s: float
-    end_s: float
-    campaign: str | None = None
-    bounce_rate: float = 0.6
-
-    def __post_init__(self) -> None:
-        """Refuse an empty interval or a rate that is not a probability."""
-        if not self.start_s < self.end_s:
-            raise ValueError("an incident needs start_s < end_s")
-        if not 0 <= self.bounce_rate <= 1:
-            raise ValueError("bounce_rate must be in [0, 1]")
-
-    def bounce_rate_at(self, campaign: str, ts_ms: int) -> float | None:
-        """Return the bounce rate this incident imposes on ``campaign`` at ``ts_ms``, if any."""
-        if self.campaign not in (None, campaign):
-            return None
-        return self.bounce_rate if self.start_s * 1000 <= ts_ms < self.end_s * 1000 else None
-
-
-# Every kind of incident GenConfig.incidents accepts (one so far; more join this union).
-Incident = DeliverabilityCollapse
-
-
-@dataclass(frozen=True)
 class GenConfig:
     """What to generate; the defaults give about 100,000 records over six hours.
 
@@ -171,9 +138,13 @@ class GenConfig:
     E-mail campaign ``i`` of ``N`` (named ``c07``, ``c08``, ...) is sent from ``start_s +
     duration_s * (2i + 1) / (2N + 2)``, to 60 % of the recipients at uniformly random
     times over the next 10 minutes; events after the stream's end are cut. ``email_bounce_rate`` of
-    the e-mails bounce; ``incidents`` change that for some campaigns and times (see
-    :class:`DeliverabilityCollapse`). With the defaults (no incident, 5 % bounces) the
-    stream is byte for byte what it was before these fields existed.
+    the e-mails bounce. ``incidents`` (:class:`streamkpi.generator.incidents.Incident`, the
+    same as ``streamkpi generate --incident``; ``at_s`` counts from ``start_s``) alter the
+    events as the live generator's do: ``deliverability-drop`` turns deliveries of the
+    recipients it hits into hard bounces and drops what would follow them,
+    ``traffic-stop`` drops events; ``conversion-drop`` needs the live generator's visit
+    context and is refused here. With the defaults (no incident, 5 % bounces) the stream is
+    byte for byte what it was before these fields existed.
 
     Per normal event, ``invalid_rate`` adds a malformed message after it and
     ``late_rate`` an event dated well behind its partition's watermark; then
@@ -230,8 +201,14 @@ class GenConfig:
         if not 0 <= self.email_bounce_rate <= 1:
             raise ValueError("email_bounce_rate must be in [0, 1]")
         for incident in self.incidents:
-            if not isinstance(incident, DeliverabilityCollapse):
-                raise ValueError(f"unknown incident {incident!r}")
+            if not isinstance(incident, Incident):
+                raise ValueError(f"not an incident: {incident!r}")
+            if incident.kind is IncidentKind.conversion_drop:
+                raise ValueError(
+                    "conversion-drop needs the live generator's visit context "
+                    "(streamkpi generate); the batch stream takes deliverability-drop and "
+                    "traffic-stop"
+                )
 
 
 @dataclass(slots=True)
@@ -264,14 +241,6 @@ class _Sim:
         self.carts = 0
         self.orders = 0
 
-    def bounce_rate(self, campaign: str, ts_ms: int) -> float:
-        """Return the probability that an e-mail of ``campaign`` sent at ``ts_ms`` bounces."""
-        for incident in self.incidents:
-            rate = incident.bounce_rate_at(campaign, ts_ms)
-            if rate is not None:
-                return rate
-        return self.email_bounce_rate
-
     def jitter(self) -> int:
         """Return a delivery delay in [0, disorder_s)."""
         return self.rng.randrange(self.disorder_ms) if self.disorder_ms else 0
@@ -283,9 +252,25 @@ class _Sim:
     def emit(
         self, kind: Kind, key: str, ts_ms: int, fields: dict[str, Any], jitter_ms: int
     ) -> None:
-        """Add a normal event; events after the span are cut (the stream ends there)."""
-        if self.start_ms <= ts_ms <= self.end_ms:
-            self.events.append(_Event(kind, key, ts_ms, fields, jitter_ms))
+        """Add a normal event; events after the span are cut (the stream ends there).
+
+        The incidents alter or drop it first, as in the live generator (one ``alter``).
+        """
+        if not self.start_ms <= ts_ms <= self.end_ms:
+            return
+        if self.incidents:
+            altered = alter(
+                self.incidents,
+                kind,
+                fields,
+                elapsed_s=(ts_ms - self.start_ms) / 1000,
+                campaign=fields.get("campaign"),
+                entity=key,
+            )
+            if altered is None:
+                return
+            fields = altered
+        self.events.append(_Event(kind, key, ts_ms, fields, jitter_ms))
 
     def burst_jitter(self) -> Callable[[], int]:
         """Return a jitter source for one burst (a visit, a shopping episode).
@@ -470,7 +455,7 @@ def _mailing(sim: _Sim, campaign: str, recipient: str, t_ms: int) -> None:
         sim.emit(Kind.emails, recipient, ts_ms, fields, sim.jitter())
 
     event(t_ms, "sent")
-    if rng.random() < sim.bounce_rate(campaign, t_ms):
+    if rng.random() < sim.email_bounce_rate:
         event(
             t_ms + rng.randint(1_000, 60_000), "bounced", bounce_kind=rng.choice(("hard", "soft"))
         )

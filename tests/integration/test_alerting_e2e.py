@@ -7,7 +7,8 @@ Time. The worker's windows are trailing sums of event-time buckets ending at the
 wall clock, so the stream is produced live: the generator's events are produced once their
 event time has passed (the first 35 s at once, then as the clock reaches them). Phases in
 event time: healthy until INCIDENT_AT, e-mails of campaign c07 bouncing at 60 % for
-INCIDENT_S, healthy again. The rules are rendered from the shipped alert config with test
+INCIDENT_S (a `deliverability-drop` incident, the one `streamkpi generate --incident`
+takes), healthy again. The rules are rendered from the shipped alert config with test
 windows (20 s and 40 s, 5 s buckets) and `for: 5s`: the same generator, other numbers.
 
 Noise. Deliverability over a window is delivered / sent counted in that window, and a
@@ -36,7 +37,8 @@ from aiokafka import AIOKafkaProducer
 from streamkpi.alerts.config import check_windows, load_alert_config
 from streamkpi.alerts.rules import render_alert_file
 from streamkpi.events import Kind
-from streamkpi.generator.stream import DeliverabilityCollapse, GenConfig, Record, generate
+from streamkpi.generator.incidents import Incident, IncidentKind
+from streamkpi.generator.stream import GenConfig, Record, generate
 from streamkpi.localkafka import LocalKafka, create_topics
 from streamkpi.rules.recording import render_rule_file
 
@@ -221,9 +223,10 @@ async def test_a_deliverability_collapse_pages_once_and_resolves(
         # deliverability is low by construction, not by incident (a flake seen in CI).
         t0 = time.time()
         incident_at = t0 + INCIDENT_AT_S
+        start_s = t0 - 400
         gen = GenConfig(
             seed=5,
-            start_s=t0 - 400,
+            start_s=start_s,
             duration_s=600,
             partitions=PARTITIONS,
             web_campaigns=1,
@@ -238,11 +241,14 @@ async def test_a_deliverability_collapse_pages_once_and_resolves(
             invalid_rate=0,
             email_bounce_rate=0.0,
             incidents=(
-                DeliverabilityCollapse(
-                    start_s=incident_at,
-                    end_s=incident_at + INCIDENT_S,
+                # 60 % of c07's deliveries become hard bounces (the --incident syntax:
+                # deliverability-drop:campaign=c07:at=+<s>:for=35s:severity=0.6).
+                Incident(
+                    IncidentKind.deliverability_drop,
                     campaign=CAMPAIGN,
-                    bounce_rate=0.6,
+                    at_s=incident_at - start_s,
+                    for_s=INCIDENT_S,
+                    severity=0.6,
                 ),
             ),
         )

@@ -22,6 +22,7 @@ from streamkpi.generator import (
     generate,
     ground_truth,
 )
+from streamkpi.generator.incidents import Incident, IncidentKind
 from streamkpi.generator.stream import ENTITY_FIELD
 
 SMALL = GenConfig(
@@ -222,3 +223,45 @@ def test_faults_change_the_outcomes_but_no_count(faults: dict[str, Any]) -> None
 def test_a_config_that_would_not_mean_what_it_says_is_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(changes))):
         dataclasses.replace(GenConfig(), **changes)
+
+
+def _email_counts(records: list[Record]) -> dict[tuple[str, str], int]:
+    """Count unique valid e-mail events by (campaign, type), straight from the records."""
+    seen: set[str] = set()
+    counts: dict[tuple[str, str], int] = {}
+    for record in records:
+        payload = _payload(record)
+        if record.kind is not Kind.emails or payload is None:
+            continue
+        event_id = payload.get("event_id")
+        if not isinstance(event_id, str) or event_id in seen:
+            continue
+        seen.add(event_id)
+        key = (str(payload.get("campaign")), str(payload.get("type")))
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_a_deliverability_drop_turns_its_campaigns_deliveries_into_bounces() -> None:
+    drop = Incident(IncidentKind.deliverability_drop, campaign="c07", severity=0.6)
+    # No late or invalid extras: which events get one follows the random sequence, which
+    # the dropped events shift.
+    clean = dataclasses.replace(SMALL, late_rate=0, invalid_rate=0)
+    healthy = _email_counts(generate(clean))
+    hit = _email_counts(generate(dataclasses.replace(clean, incidents=(drop,))))
+    for campaign in ("c07", "c08", "c09"):
+        assert hit[campaign, "sent"] == healthy[campaign, "sent"] > 100
+    # Untouched campaigns: the same events, to the count.
+    for (campaign, kind), n in healthy.items():
+        if campaign != "c07":
+            assert hit.get((campaign, kind)) == n, (campaign, kind)
+    before = healthy["c07", "delivered"] / healthy["c07", "sent"]
+    after = hit["c07", "delivered"] / hit["c07", "sent"]
+    assert after == pytest.approx(before * 0.4, abs=0.08)
+    assert hit["c07", "bounced"] > healthy["c07", "bounced"]
+    assert hit.get(("c07", "opened"), 0) < healthy["c07", "opened"] * 0.6
+
+
+def test_the_batch_stream_refuses_a_conversion_drop() -> None:
+    with pytest.raises(ValueError, match="conversion-drop"):
+        GenConfig(incidents=(Incident(IncidentKind.conversion_drop),))
