@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from streamkpi.alerts.config import TOPICS, AlertConfig, KpiAlerts, Windows, default_level
 from streamkpi.config import parse_duration_s
 from streamkpi.dashboards.ids import Dashboard, PipelinePanel, dashboard_url, kpi_panel_id
+from streamkpi.kpis.buckets import Family
+from streamkpi.kpis.email import EMAILS
+from streamkpi.kpis.orders import ORDERS
+from streamkpi.kpis.sessions import LANDING, PAGEVIEWS
 from streamkpi.kpis.spec import COMPONENTS, KPIS, Kpi, Unit
+from streamkpi.kpis.stateless import ADSPEND, SURVEYS
 from streamkpi.rules.recording import dump_yaml, record_name, wrap_comment
 
 __all__ = [
@@ -38,53 +43,33 @@ __all__ = [
     "render_value",
 ]
 
-# The input topic each component is counted from (README "KPI definitions").
-COMPONENT_TOPICS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(
-        (
-            "pageviews",
-            "sessions",
-            "new_visitors",
-            "leads",
-            "converted_sessions",
-            "bounced_sessions",
-            "landing_sessions",
-            "landing_bounced_sessions",
-        ),
-        ("pageviews",),
-    ),
-    **dict.fromkeys(
-        (
-            "purchases",
-            "returning_purchases",
-            "customer_activations",
-            "churned_customers",
-            "active_customers",
-            "revenue",
-            "refunds",
-            "refunded_revenue",
-            "carts_created",
-            "carts_abandoned",
-        ),
-        ("orders",),
-    ),
-    **dict.fromkeys(("nps_responses", "nps_promoters", "nps_detractors"), ("surveys",)),
-    **dict.fromkeys(
-        (
-            "emails_sent",
-            "emails_delivered",
-            "emails_bounced",
-            "email_unique_opens",
-            "email_machine_opens",
-            "email_unique_clicks",
-            "email_unsubscribes",
-            "email_complaints",
-        ),
-        ("emails",),
-    ),
-    "ad_spend": ("adspend",),
-    "conversions": ("orders", "pageviews"),  # purchases plus lead key events
-}
+# The input topic each component is counted from: read off the engine's bucket families
+# (a component counted by two families, like conversions, comes from both topics).
+_FAMILY_TOPICS: tuple[tuple[Family, str], ...] = (
+    (PAGEVIEWS, "pageviews"),
+    (LANDING, "pageviews"),
+    (ORDERS, "orders"),
+    (EMAILS, "emails"),
+    (ADSPEND, "adspend"),
+    (SURVEYS, "surveys"),
+)
+# Stocks are derived, not counted in buckets: the customers of the orders topic.
+_STOCK_TOPICS: dict[str, tuple[str, ...]] = {"active_customers": ("orders",)}
+
+
+def _component_topics() -> dict[str, tuple[str, ...]]:
+    found: dict[str, set[str]] = {}
+    for family, topic in _FAMILY_TOPICS:
+        for name in family.components:
+            found.setdefault(name, set()).add(topic)
+    topics = {name: tuple(sorted(t)) for name, t in found.items()} | _STOCK_TOPICS
+    missing = {c.name for c in COMPONENTS} - set(topics)
+    if missing:
+        raise RuntimeError(f"components without an input topic: {sorted(missing)}")
+    return topics
+
+
+COMPONENT_TOPICS: dict[str, tuple[str, ...]] = _component_topics()
 
 _ACRONYMS = {"cpa": "CPA", "nps": "NPS", "roas": "ROAS", "roi": "ROI"}
 _KPIS = {k.name: k for k in KPIS}

@@ -56,6 +56,7 @@ from streamkpi.dashboards.queries import (
     selection_expr,
     selector,
 )
+from streamkpi.kpis.email import EMAILS
 from streamkpi.kpis.spec import COMPONENTS, KPIS, Category, Component, Direction, Kpi, Unit
 
 __all__ = [
@@ -81,16 +82,7 @@ ECOMMERCE_CATEGORIES = (Category.ecommerce, Category.retention)
 # Components shown as volumes beside the KPIs (names checked against the spec).
 FUNNEL = ("sessions", "carts_created", "purchases")
 CAMPAIGN_VOLUMES = ("sessions", "carts_created", "purchases", "revenue", "ad_spend")
-EMAIL_VOLUMES = (
-    "emails_sent",
-    "emails_delivered",
-    "emails_bounced",
-    "email_unique_opens",
-    "email_machine_opens",
-    "email_unique_clicks",
-    "email_unsubscribes",
-    "email_complaints",
-)
+EMAIL_VOLUMES = EMAILS.components  # every e-mail component, in the engine's order
 ECOMMERCE_VOLUMES = ("revenue", "purchases", "carts_created", "refunded_revenue")
 # The category a KPI's stat links to for details.
 _DETAIL_DASHBOARD = {

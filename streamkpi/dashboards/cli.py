@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import sys
 from pathlib import Path
 
@@ -11,40 +10,12 @@ import click
 from streamkpi.alerts.config import kpi_thresholds, load_alert_config
 from streamkpi.config import ConfigError, load_settings
 from streamkpi.dashboards.build import GRAFANA_DIR, generated_files
+from streamkpi.generated import write_or_check
 
 __all__ = ["dashboards", "main"]
 
 EXIT_STALE = 1
 EXIT_USAGE = 2  # bad configuration, as in the main CLI
-
-
-def _diff(path: Path, old: str | None, new: str) -> str:
-    lines = difflib.unified_diff(
-        [] if old is None else old.splitlines(keepends=True),
-        new.splitlines(keepends=True),
-        fromfile=f"{path} (committed)" if old is not None else "/dev/null",
-        tofile=f"{path} (generated)",
-    )
-    return "".join(lines)
-
-
-def write_or_check(grafana_dir: Path, files: dict[Path, str], *, check: bool) -> list[Path]:
-    """Write ``files`` under ``grafana_dir`` (or only compare them); return the stale paths."""
-    stale: list[Path] = []
-    for relative, text in files.items():
-        path = grafana_dir / relative
-        old = path.read_text(encoding="utf-8") if path.is_file() else None
-        if old == text:
-            click.echo(f"streamkpi: {path} is up to date", err=True)
-            continue
-        if check:
-            stale.append(path)
-            click.echo(_diff(path, old, text), nl=False)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        click.echo(f"streamkpi: wrote {path}", err=True)
-    return stale
 
 
 @click.group(name="dashboards", context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,7 +64,7 @@ def generate(ctx: click.Context, check: bool, grafana_dir: Path, alerts_file: Pa
         click.echo(f"streamkpi: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     files = generated_files(settings.windows, settings.reporting_currency, thresholds)
-    stale = write_or_check(grafana_dir, files, check=check)
+    stale = write_or_check({grafana_dir / k: v for k, v in files.items()}, check=check)
     if stale:
         names = ", ".join(str(p) for p in stale)
         click.echo(

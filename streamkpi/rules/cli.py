@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,6 +13,7 @@ from streamkpi.alerts.grafana import render_grafana_alerting
 from streamkpi.alerts.promtool_tests import render_alert_tests
 from streamkpi.alerts.rules import render_alert_file
 from streamkpi.config import ConfigError, load_settings
+from streamkpi.generated import write_or_check
 from streamkpi.rules.kubernetes import MANIFEST, PROMETHEUS_DIR, write_prometheus_rule
 from streamkpi.rules.promtool_tests import render_promtool_tests
 from streamkpi.rules.recording import render_rule_file
@@ -75,16 +75,6 @@ def grafana_files(alerts: AlertConfig | None = None) -> dict[Path, str]:
     """Return the generated files of grafana/provisioning/alerting (relative path -> text)."""
     config = alerts if alerts is not None else load_alert_config()
     return {GRAFANA_FILE: render_grafana_alerting(config)}
-
-
-def _diff(path: Path, old: str | None, new: str) -> str:
-    lines = difflib.unified_diff(
-        [] if old is None else old.splitlines(keepends=True),
-        new.splitlines(keepends=True),
-        fromfile=f"{path} (committed)" if old is not None else "/dev/null",
-        tofile=f"{path} (generated)",
-    )
-    return "".join(lines)
 
 
 @click.group(name="rules", context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,19 +141,7 @@ def generate(
     except ConfigError as exc:
         click.echo(f"streamkpi: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    stale: list[Path] = []
-    for path, text in files.items():
-        old = path.read_text(encoding="utf-8") if path.is_file() else None
-        if old == text:
-            click.echo(f"streamkpi: {path} is up to date", err=True)
-            continue
-        if check:
-            stale.append(path)
-            click.echo(_diff(path, old, text), nl=False)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        click.echo(f"streamkpi: wrote {path}", err=True)
+    stale = write_or_check(files, check=check)
     # The Kubernetes PrometheusRule wraps the rule files as they are on disk (just written,
     # or with --check the committed ones, which must then be current too).
     if deploy_dir.resolve() == PROMETHEUS_DIR.resolve():

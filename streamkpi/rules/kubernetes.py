@@ -12,13 +12,14 @@ test regenerates the manifest and fails on any diff.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from streamkpi.generated import unified_diff
 
 __all__ = [
     "MANIFEST",
@@ -154,14 +155,7 @@ def write_prometheus_rule(
     old = manifest.read_text(encoding="utf-8") if manifest.is_file() else None
     if old == text:
         return None
-    diff = "".join(
-        difflib.unified_diff(
-            [] if old is None else old.splitlines(keepends=True),
-            text.splitlines(keepends=True),
-            fromfile=f"{manifest} (committed)" if old is not None else "/dev/null",
-            tofile=f"{manifest} (generated)",
-        )
-    )
+    diff = unified_diff(manifest, old, text)
     if not check:
         manifest.parent.mkdir(parents=True, exist_ok=True)
         manifest.write_text(text, encoding="utf-8")
