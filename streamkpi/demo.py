@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -27,6 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, NoReturn
@@ -34,24 +36,33 @@ from typing import Any, Final, NoReturn
 import click
 import yaml
 
+from streamkpi.alerts.config import load_alert_config, with_pending_time
+from streamkpi.alerts.routing import (
+    ALERTMANAGER_FILE,
+    load_alertmanager_config,
+    with_webhook_receivers,
+)
+from streamkpi.alerts.rules import render_alert_file
 from streamkpi.config import ConfigError, Settings, load_settings
 from streamkpi.generator.cli import DURATION, INCIDENT
-from streamkpi.generator.incidents import Incident
+from streamkpi.generator.incidents import Incident, IncidentKind
 from streamkpi.kpis.spec import Labels
 from streamkpi.kpis.values import kpi_values
 
 __all__ = [
     "ALERTMANAGER_BINARIES",
     "FALLBACK_ALERTMANAGER_CONFIG",
+    "INCIDENT_KPIS",
+    "AlertDeliveries",
     "KpiRow",
     "campaign_rows",
     "demo",
+    "incident_alerts",
     "prometheus_config",
 ]
 
 REPO: Final = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR: Final = REPO / "deploy" / "prometheus"
-ALERTMANAGER_FILE: Final = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 # Debian's package installs the binary as prometheus-alertmanager; upstream as alertmanager.
 ALERTMANAGER_BINARIES: Final = ("alertmanager", "prometheus-alertmanager")
 # Used when deploy/alertmanager/alertmanager.yml is absent: alerts are shown, sent nowhere.
@@ -64,12 +75,90 @@ EXIT_USAGE: Final = 2
 EXIT_FAILURE: Final = 1
 
 
+class AlertDeliveries:
+    """What Alertmanager delivered to the demo: a webhook receiver on a free loopback port.
+
+    The demo's Alertmanager runs the shipped routes, grouping and inhibition with every
+    receiver (pager, chat) pointed here, so the terminal shows which receiver got which
+    alert, firing then resolved, as the pager and chat would have.
+    """
+
+    def __init__(self) -> None:
+        """Prepare an empty record; :meth:`start` serves the webhook."""
+        self._lock = threading.Lock()
+        self._latest: dict[tuple[str, str], str] = {}
+        self._server: ThreadingHTTPServer | None = None
+
+    def record(self, notification: Mapping[str, Any]) -> None:
+        """Keep the latest status of each (receiver, alert) of a webhook notification."""
+        receiver = str(notification.get("receiver", "?"))
+        for alert in notification.get("alerts", []):
+            labels = alert.get("labels", {})
+            where = ",".join(f"{k}={labels[k]}" for k in ("campaign", "channel") if k in labels)
+            name = f"{labels.get('alertname', '?')}{{{where}}}"
+            with self._lock:
+                self._latest[receiver, name] = str(alert.get("status", "?")).upper()
+
+    def lines(self) -> list[str]:
+        """Return ``receiver: STATUS alertname{campaign,channel}`` lines, sorted."""
+        with self._lock:
+            return sorted(f"{r}: {status} {name}" for (r, name), status in self._latest.items())
+
+    def start(self) -> str:
+        """Serve the webhook in a daemon thread; return its URL."""
+        deliveries = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                with contextlib.suppress(ValueError):
+                    body = json.loads(self.rfile.read(length))
+                    if isinstance(body, dict):
+                        deliveries.record(body)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the view shows what arrived."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
 class DemoError(RuntimeError):
     """The demo cannot go on; the message says why."""
 
 
 # ---------------------------------------------------------------------------------------
 # Pure parts: the Prometheus config, the KPI rows
+
+
+# The KPI alerts each incident kind moves (README, "Live traffic").
+INCIDENT_KPIS: Final[Mapping[IncidentKind, tuple[str, ...]]] = {
+    IncidentKind.deliverability_drop: ("deliverability",),
+    IncidentKind.conversion_drop: ("conversion_rate", "cart_abandonment_rate", "cpa", "roas"),
+    IncidentKind.traffic_stop: ("traffic",),
+}
+
+
+def incident_alerts(incidents: Sequence[Incident]) -> tuple[set[str] | None, bool]:
+    """Return (KPIs, pipeline?) whose alerts ``--alert-for`` shortens for ``incidents``.
+
+    Every alert when there is no incident; else the KPIs the incidents move, and the
+    pipeline's alerts (no events) when traffic stops.
+    """
+    if not incidents:
+        return None, True
+    kpis = {kpi for incident in incidents for kpi in INCIDENT_KPIS[incident.kind]}
+    return kpis, any(i.kind is IncidentKind.traffic_stop for i in incidents)
 
 
 def prometheus_config(
@@ -147,6 +236,9 @@ def _kpis(components: Mapping[str, float]) -> dict[str, float | None]:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As the servers bind: connections of a demo that just stopped (TIME_WAIT) do not
+        # make its ports look taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -297,6 +389,13 @@ class _Ports:
     show_default=True,
     help="Start Prometheus and Alertmanager when installed.",
 )
+@click.option(
+    "--alert-for",
+    type=DURATION,
+    help="Fire the alerts the --incident options aim at (all alerts without one) after a "
+    "breach lasting this long (e.g. 1m) instead of their configured `for` (10m-1h): to "
+    "watch an injected incident page within minutes.",
+)
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -311,6 +410,7 @@ def demo(
     prometheus_port: int,
     alertmanager_port: int,
     with_prometheus: bool,
+    alert_for: float | None,
 ) -> None:
     """Run the product end to end on this machine and show its KPIs live.
 
@@ -347,6 +447,7 @@ def demo(
         duration_s=duration,
         refresh_s=refresh,
         with_prometheus=with_prometheus,
+        alert_for_s=alert_for,
     ).run()
     sys.exit(code)
 
@@ -376,8 +477,10 @@ class _Demo:
     duration_s: float | None
     refresh_s: float
     with_prometheus: bool
+    alert_for_s: float | None = None
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
+    deliveries: AlertDeliveries = field(default_factory=AlertDeliveries)
 
     @property
     def web_url(self) -> str:
@@ -415,6 +518,7 @@ class _Demo:
         finally:
             with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: keep stopping
                 children.stop_all(_say)
+                self.deliveries.stop()
             with contextlib.suppress(KeyboardInterrupt):
                 if broker is not None:
                     _say("stopping Kafka")
@@ -496,7 +600,13 @@ class _Demo:
     def _start_alertmanager(self, children: _Children, workdir: Path, binary: str) -> str:
         config = workdir / "alertmanager.yml"
         if ALERTMANAGER_FILE.is_file():
-            shutil.copyfile(ALERTMANAGER_FILE, config)
+            # The shipped routes and inhibition; the pager and chat receivers deliver to the
+            # demo (they would need secrets), with groups sent after 10 s, not 30 s.
+            webhook = self.deliveries.start()
+            shipped = with_webhook_receivers(
+                load_alertmanager_config(ALERTMANAGER_FILE), webhook, group_wait="10s"
+            )
+            config.write_text(yaml.safe_dump(shipped, sort_keys=False))
         else:
             _say(f"{ALERTMANAGER_FILE} not found: Alertmanager shows alerts, sends none")
             config.write_text(yaml.safe_dump(FALLBACK_ALERTMANAGER_CONFIG))
@@ -520,6 +630,22 @@ class _Demo:
         base = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
         am = self.alertmanager_url.removeprefix("http://") if self.alertmanager_url else None
         config = prometheus_config(base, target=f"127.0.0.1:{self.ports.web}", alertmanager=am)
+        if self.alert_for_s is not None:
+            # The shipped alerts, those the incidents aim at with a shorter `for`, rendered
+            # for this run. Not every alert: the revenue KPIs (ROAS, CPA) read low for the
+            # first ~40 min of any run (purchases trail their visits), a transient the
+            # configured `for` (30m-1h) sits out.
+            kpis, pipeline = incident_alerts(self.incidents)
+            alerts = with_pending_time(
+                load_alert_config(), f"{self.alert_for_s:g}s", kpis=kpis, pipeline=pipeline
+            )
+            (workdir / "alerts").mkdir()
+            (workdir / "alerts" / "streamkpi-alerts.yml").write_text(
+                render_alert_file(alerts, f"the shipped alert config, for: {self.alert_for_s:g}s")
+            )
+            config["rule_files"] = [
+                p for p in config["rule_files"] if Path(p).parent.name != "alerts"
+            ] + [str(workdir / "alerts" / "*.yml")]
         path = workdir / "prometheus.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         address = f"127.0.0.1:{self.ports.prometheus}"
@@ -670,7 +796,7 @@ class _View:
         alerts = self._alerts()
         incidents = self._incidents()
         if self.demo.headless:
-            return _headless_line(rows, alerts, incidents)
+            return _headless_line(rows, alerts, incidents, self.demo.deliveries.lines())
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -694,6 +820,11 @@ class _View:
         if self.demo.prometheus_url:
             style = "bold red" if any(a.startswith("FIRING") for a in alerts) else "green"
             parts.append(Text("alerts: " + ("; ".join(alerts) or "none"), style=style))
+        if self.demo.alertmanager_url:
+            delivered = self.demo.deliveries.lines()
+            parts.append(
+                Text("delivered by Alertmanager: " + ("; ".join(delivered) or "nothing yet"))
+            )
         return Group(*parts)
 
 
@@ -703,7 +834,9 @@ def _value(row: KpiRow, key: str) -> float | None:
     return row.components.get(key)
 
 
-def _headless_line(rows: list[KpiRow], alerts: list[str], incidents: list[str]) -> str:
+def _headless_line(
+    rows: list[KpiRow], alerts: list[str], incidents: list[str], delivered: list[str]
+) -> str:
     if not rows:
         return "kpis: waiting for the worker"
     overall = rows[-1]
@@ -717,4 +850,6 @@ def _headless_line(rows: list[KpiRow], alerts: list[str], incidents: list[str]) 
         line += f" alerts: {'; '.join(alerts)}"
     if incidents:
         line += f" incidents: {'; '.join(incidents)}"
+    if delivered:
+        line += f" delivered: {'; '.join(delivered)}"
     return line

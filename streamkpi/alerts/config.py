@@ -9,6 +9,7 @@ documents every key; ``default.yml`` says why each default is what it is.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -38,6 +39,7 @@ __all__ = [
     "kpi_thresholds",
     "levels_of",
     "load_alert_config",
+    "with_pending_time",
 ]
 
 DEFAULT_FILE = "default.yml"  # packaged next to this module
@@ -321,6 +323,58 @@ def load_alert_config(path: Path | None = None, **overrides: Any) -> AlertConfig
         return AlertConfig.model_validate({**data, **overrides})
     except ValidationError as exc:
         raise ConfigError(_format(exc, source)) from None
+
+
+def with_pending_time(
+    config: AlertConfig,
+    duration: str,
+    *,
+    kpis: Collection[str] | None = None,
+    pipeline: bool = True,
+) -> AlertConfig:
+    """Return ``config`` with alerts' ``for`` set to ``duration`` (e.g. ``1m``).
+
+    For showing alerts quickly (``streamkpi demo --alert-for 1m``): what breaches and when
+    stays as configured, only how long a breach must last before it fires changes. Only
+    the alerts of ``kpis`` (default: every KPI) and, with ``pipeline``, the pipeline's.
+    """
+    parse_duration_s(duration)  # ValueError for a malformed duration
+    chosen = set(config.kpis) if kpis is None else set(kpis)
+
+    def faster(entry: KpiAlerts) -> KpiAlerts:
+        drift = entry.drift
+        return entry.model_copy(
+            update={
+                "for_": duration,
+                "drift": None if drift is None else drift.model_copy(update={"for_": duration}),
+            }
+        )
+
+    new_kpis = {
+        name: faster(entry) if name in chosen else entry for name, entry in config.kpis.items()
+    }
+    campaigns = {
+        campaign: {
+            name: o
+            if o.for_ is None or name not in chosen
+            else o.model_copy(update={"for_": duration})
+            for name, o in overrides.items()
+        }
+        for campaign, overrides in config.campaigns.items()
+    }
+    health = config.pipeline
+    if pipeline:
+        parts = (
+            "no_events",
+            "invalid_events",
+            "late_events",
+            "consumer_lag",
+            "worker_down",
+            "dead_letters",
+        )
+        update = {p: getattr(health, p).model_copy(update={"for_": duration}) for p in parts}
+        health = health.model_copy(update=update)
+    return config.model_copy(update={"kpis": new_kpis, "campaigns": campaigns, "pipeline": health})
 
 
 def kpi_thresholds(

@@ -14,8 +14,7 @@ import pytest
 import yaml
 from _workers import free_port
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
+from streamkpi.alerts.routing import load_alertmanager_config, with_webhook_receivers
 
 
 def alertmanager_binary() -> str:
@@ -32,19 +31,12 @@ def alertmanager_binary() -> str:
 
 
 def config_with_webhook(webhook_url: str, wait: str = "1s") -> dict[str, Any]:
-    """Return deploy/alertmanager/alertmanager.yml with every receiver a webhook to the test.
+    """Return the shipped Alertmanager config with every receiver a webhook to the test.
 
     Routes, grouping and inhibition stay as shipped; only the receivers' targets and the
     group timings (seconds, not minutes) change.
     """
-    config: dict[str, Any] = yaml.safe_load(CONFIG.read_text())
-    config["global"] = {"resolve_timeout": "5m"}
-    config["route"].update(group_wait=wait, group_interval=wait, repeat_interval="1h")
-    config["receivers"] = [
-        {"name": r["name"], "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
-        for r in config["receivers"]
-    ]
-    return config
+    return with_webhook_receivers(load_alertmanager_config(), webhook_url, group_wait=wait)
 
 
 class AlertmanagerProcess:

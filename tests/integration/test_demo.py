@@ -53,6 +53,9 @@ async def test_demo_shows_live_kpis_and_ctrl_c_stops_every_process(
             # --incident reaches the generator (a campaign that does not exist: no effect).
             "--incident",
             "traffic-stop:campaign=nobody:at=+0s",
+            # Renders the alerts a traffic stop aims at with for: 1m (checked below).
+            "--alert-for",
+            "1m",
         ],
         env=env,
         cwd=tmp_path,
@@ -120,6 +123,16 @@ async def test_demo_shows_live_kpis_and_ctrl_c_stops_every_process(
             )
 
         await wait_for(scraped, timeout_s=30, what="the worker among Prometheus's targets")
+        # Its alert rules: the shipped ones, those a traffic stop aims at with for: 1m.
+        groups = http_json(f"http://127.0.0.1:{prometheus_port}/api/v1/rules?type=alert")
+        pending_s = {
+            rule["name"]: rule["duration"]
+            for group in groups["data"]["groups"]
+            for rule in group["rules"]
+        }
+        assert pending_s["StreamKPINoEvents"] == 60, pending_s
+        assert pending_s["StreamKPITrafficDrop"] == 60, pending_s
+        assert pending_s["StreamKPIDeliverabilityLow"] == 600, pending_s  # as configured
         # The headless view printed KPI lines.
         await wait_for(
             lambda: "kpis 5m all: sessions=" in log_tail(), timeout_s=30, what="a KPI line"

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from streamkpi.demo import PROMETHEUS_DIR, campaign_rows, prometheus_config
+from streamkpi.alerts.config import load_alert_config
+from streamkpi.demo import (
+    INCIDENT_KPIS,
+    PROMETHEUS_DIR,
+    AlertDeliveries,
+    campaign_rows,
+    incident_alerts,
+    prometheus_config,
+)
+from streamkpi.generator.incidents import IncidentKind, parse_incident
+from streamkpi.kpis.spec import KPIS
 
 
 def test_prometheus_config_scrapes_the_demo_worker_and_alerts_its_alertmanager() -> None:
@@ -65,3 +77,61 @@ def test_campaign_rows_of_an_empty_document_is_the_empty_total() -> None:
     rows = campaign_rows({"campaigns": [], "overall": {"components": {}}})
     assert [r.campaign for r in rows] == ["all"]
     assert rows[0].kpis["conversion_rate"] is None
+
+
+def test_alert_deliveries_keep_the_latest_status_per_receiver_and_alert() -> None:
+    deliveries = AlertDeliveries()
+    webhook = deliveries.start()
+    try:
+        alert = {"labels": {"alertname": "StreamKPIDeliverabilityLow", "campaign": "c07"}}
+
+        def post(receiver: str, status: str) -> None:
+            body = json.dumps({"receiver": receiver, "alerts": [alert | {"status": status}]})
+            request = urllib.request.Request(
+                webhook, data=body.encode(), headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+
+        post("pager", "firing")
+        post("chat", "firing")
+        assert deliveries.lines() == [
+            "chat: FIRING StreamKPIDeliverabilityLow{campaign=c07}",
+            "pager: FIRING StreamKPIDeliverabilityLow{campaign=c07}",
+        ]
+        post("pager", "resolved")
+        assert deliveries.lines()[1] == "pager: RESOLVED StreamKPIDeliverabilityLow{campaign=c07}"
+        # Not an Alertmanager notification: answered, ignored.
+        request = urllib.request.Request(webhook, data=b"not json")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        assert len(deliveries.lines()) == 2
+    finally:
+        deliveries.stop()
+
+
+@pytest.mark.parametrize(
+    ("specs", "kpis", "pipeline"),
+    [
+        ((), None, True),  # no incident: every alert
+        (("deliverability-drop:campaign=c1",), {"deliverability"}, False),
+        (
+            ("deliverability-drop", "conversion-drop:campaign=c2"),
+            {"deliverability", "conversion_rate", "cart_abandonment_rate", "cpa", "roas"},
+            False,
+        ),
+        (("traffic-stop",), {"traffic"}, True),
+    ],
+)
+def test_alert_for_shortens_the_alerts_the_incidents_aim_at(
+    specs: tuple[str, ...], kpis: set[str] | None, pipeline: bool
+) -> None:
+    assert incident_alerts([parse_incident(spec) for spec in specs]) == (kpis, pipeline)
+    shipped = {k.name for k in KPIS}
+    assert kpis is None or kpis <= shipped
+
+
+def test_every_incident_kind_names_the_alerted_kpis_it_moves() -> None:
+    configured = set(load_alert_config().kpis)
+    for kind in IncidentKind:
+        assert set(INCIDENT_KPIS[kind]) <= configured, kind

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from streamkpi.alerts.config import check_windows, kpi_thresholds, load_alert_config
+from streamkpi.alerts.config import (
+    check_windows,
+    kpi_thresholds,
+    load_alert_config,
+    with_pending_time,
+)
+from streamkpi.alerts.rules import render_alert_file
 from streamkpi.config import ConfigError
 
 DEFAULT = Path(__file__).resolve().parents[3] / "streamkpi" / "alerts" / "default.yml"
@@ -143,3 +150,29 @@ def test_alert_windows_must_be_recorded() -> None:
 def test_top_level_overrides_replace_keys() -> None:
     config = load_alert_config(None, windows={"short": "10s", "long": "30s"})
     assert (config.windows.short, config.windows.long) == ("10s", "30s")
+
+
+def test_with_pending_time_changes_every_for_and_nothing_else() -> None:
+    shipped = load_alert_config()
+    fast = with_pending_time(shipped, "45s")
+    rules = render_alert_file(fast)
+    fors = re.findall(r"^\s+for: (\S+)$", rules, flags=re.MULTILINE)
+    assert fors
+    assert set(fors) == {"45s"}
+    # Same alerts, same expressions: only the for lines differ.
+    strip = re.compile(r"^\s+for: \S+\n", flags=re.MULTILINE)
+    assert strip.sub("", rules) == strip.sub("", render_alert_file(shipped))
+    assert shipped.kpis["deliverability"].for_ == "10m"  # the original is untouched
+    with pytest.raises(ValueError, match="duration"):
+        with_pending_time(shipped, "soon")
+
+
+def test_with_pending_time_for_some_kpis_leaves_the_others() -> None:
+    shipped = load_alert_config()
+    fast = with_pending_time(shipped, "1m", kpis={"deliverability"}, pipeline=False)
+    assert fast.kpis["deliverability"].for_ == "1m"
+    for name, entry in fast.kpis.items():
+        if name != "deliverability":
+            assert entry == shipped.kpis[name], name
+    assert fast.pipeline == shipped.pipeline
+    assert fast.campaigns == shipped.campaigns  # the overrides are for CPA only

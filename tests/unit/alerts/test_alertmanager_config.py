@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from streamkpi.alerts.config import TOPICS
+from streamkpi.alerts.routing import with_webhook_receivers
 from streamkpi.alerts.rules import COMPONENT_TOPICS
 
 CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -76,3 +77,24 @@ def test_worker_down_and_no_events_inhibit_the_kpi_alerts_of_their_scope() -> No
             "source_matchers": ['alertname="StreamKPINoEvents"', f'topic="{topic}"'],
             "target_matchers": [f'topics=~".*,{topic},.*"'],
         } in rules, topic
+
+
+def test_the_webhook_copy_keeps_routing_and_inhibition(tmp_path: Path) -> None:
+    shipped = load()
+    copy = with_webhook_receivers(shipped, "http://127.0.0.1:9/alerts", group_wait="2s")
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(copy, sort_keys=False))
+    result = amtool("check-config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Same receivers by name, each now one webhook that also says when an alert resolves.
+    assert [r["name"] for r in copy["receivers"]] == [r["name"] for r in shipped["receivers"]]
+    for receiver in copy["receivers"]:
+        assert receiver["webhook_configs"] == [
+            {"url": "http://127.0.0.1:9/alerts", "send_resolved": True}
+        ]
+    assert copy["inhibit_rules"] == shipped["inhibit_rules"]
+    assert copy["route"]["routes"] == shipped["route"]["routes"]
+    assert copy["route"]["group_wait"] == copy["route"]["group_interval"] == "2s"
+    routed = amtool("config", "routes", "test", f"--config.file={path}", "severity=critical")
+    assert routed.stdout.strip() == "pager,chat"
+    assert load() == shipped  # the shipped config itself is untouched
