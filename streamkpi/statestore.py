@@ -156,7 +156,11 @@ class StateStore:
             await producer.send_batch(batch, self.topic, partition=partition)
 
     async def read(self, partition: int) -> list[Entry]:
-        """Return every committed entry of state ``partition`` in log order."""
+        """Return the committed state of ``partition``: each live key with its last value.
+
+        Keys in the order replaying the raw log into a dict leaves them (what
+        ``PartitionEngine.restore`` does); deleted keys are left out.
+        """
         await self.start()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
@@ -176,12 +180,20 @@ class StateStore:
             # For read_committed, end_offsets is the last stable offset: it waits for open
             # transactions, so an aborted one cannot hide entries that come after it.
             end = (await consumer.end_offsets([tp]))[tp]
-            entries: list[Entry] = []
+            # Compacted as it is read (the last value of a key wins, a tombstone deletes
+            # it): the log holds every version written since the last compaction, often
+            # several per key, and keeping them all made a restore's peak memory.
+            latest: dict[bytes, bytes] = {}
             while await consumer.position(tp) < end:
                 batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
                 for message in batch.get(tp, []):
-                    if message.key is not None:
-                        entries.append((message.key, message.value))
-            return entries
+                    key = message.key
+                    if key is None:
+                        continue
+                    if message.value is None:
+                        latest.pop(key, None)
+                    else:
+                        latest[key] = message.value
+            return list(latest.items())
         finally:
             await consumer.stop()
