@@ -171,6 +171,29 @@ def _kpi_min(kpi: Kpi) -> float | None:
     return None if kpi.unit is Unit.score or kpi.subtract else 0
 
 
+def _kpi_timeseries(
+    ctx: _Context,
+    kpi: Kpi,
+    title: str,
+    description: str,
+    targets: Sequence[Json],
+    *,
+    panel_id: int,
+    links: Sequence[Json] = (),
+) -> Json:
+    """Return a KPI's time-series panel: its unit, alert thresholds and floor."""
+    return timeseries(
+        title,
+        description,
+        targets,
+        panel_id=panel_id,
+        unit=ctx.unit(kpi.unit),
+        bounds=ctx.bounds(kpi),
+        min_value=_kpi_min(kpi),
+        links=links,
+    )
+
+
 def _alerts_annotation() -> Json:
     return {
         "datasource": DATASOURCE,
@@ -261,14 +284,13 @@ def _overview(ctx: _Context, ids: _Ids) -> Json:
             (label,) = level_labels(k.labels, level)
             overall, split = kpi_record(k, "overall"), kpi_record(k, level)
             grid.add(
-                timeseries(
+                _kpi_timeseries(
+                    ctx,
+                    k,
                     f"{_title(k.name)} by {label}",
                     _kpi_description(k, f"{overall}; {split}", f"Overall and by {label}."),
                     [target(overall, "all"), target(split, f"{{{{{label}}}}}")],
                     panel_id=kpi_panel_id(k.name),
-                    unit=ctx.unit(k.unit),
-                    bounds=ctx.bounds(k),
-                    min_value=_kpi_min(k),
                     links=[_link_to(Dashboard.campaigns, "By campaign", kpi_panel_id(k.name))],
                 ),
                 w=8,
@@ -376,14 +398,13 @@ def _kpi_rows(
                 else f"By {', '.join(labels)}: this KPI has no campaign breakdown."
             )
             grid.add(
-                timeseries(
+                _kpi_timeseries(
+                    ctx,
+                    k,
                     _title(k.name),
                     _kpi_description(k, query, scope),
                     [target(query, legend)],
                     panel_id=panel_id[k.name] if panel_id else ids.auto(),
-                    unit=ctx.unit(k.unit),
-                    bounds=ctx.bounds(k),
-                    min_value=_kpi_min(k),
                 ),
                 w=8,
                 h=8,
@@ -539,14 +560,13 @@ def _email(ctx: _Context, ids: _Ids) -> Json:
     for k in kpis:
         query = selection_expr(k, _COMPONENTS, filters, by=("campaign",))
         grid.add(
-            timeseries(
+            _kpi_timeseries(
+                ctx,
+                k,
                 _title(k.name),
                 _kpi_description(k, query, "By e-mail campaign."),
                 [target(query, "{{campaign}}")],
                 panel_id=ids.auto(),
-                unit=ctx.unit(k.unit),
-                bounds=ctx.bounds(k),
-                min_value=_kpi_min(k),
             ),
             w=8,
             h=8,
@@ -646,14 +666,13 @@ def _ecommerce(ctx: _Context, ids: _Ids) -> Json:
             by = tuple(label for label in ("channel",) if label in _label_names(k))
             query = selection_expr(k, _COMPONENTS, filters, by=by)
             grid.add(
-                timeseries(
+                _kpi_timeseries(
+                    ctx,
+                    k,
                     _title(k.name),
                     _kpi_description(k, query, "The selected campaigns, by channel."),
                     [target(query, "{{channel}}")],
                     panel_id=ids.auto(),
-                    unit=ctx.unit(k.unit),
-                    bounds=ctx.bounds(k),
-                    min_value=_kpi_min(k),
                 ),
                 w=8,
                 h=8,
