@@ -304,12 +304,12 @@ class _Children:
         return child
 
     def stop_all(self, say: Any) -> None:
-        from streamkpi.localkafka import _end_process
+        from streamkpi.localkafka import end_process
 
         for child in reversed(self.started):
             if child.proc.poll() is None:
                 say(f"stopping {child.name}")
-            _end_process(child.proc, 30.0, graceful=True)
+            end_process(child.proc, 30.0, graceful=True)
         self.started.clear()
 
     def dead(self) -> _Child | None:

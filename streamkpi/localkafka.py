@@ -44,6 +44,7 @@ __all__ = [
     "LocalKafkaError",
     "create_topics",
     "default_cache_dir",
+    "end_process",
     "ensure_jars",
     "find_java",
     "free_port",
@@ -274,7 +275,7 @@ def _die_with_parent() -> Callable[[], None]:
     return preexec
 
 
-def _end_process(proc: subprocess.Popen[bytes], timeout_s: float, *, graceful: bool) -> None:
+def end_process(proc: subprocess.Popen[bytes], timeout_s: float, *, graceful: bool) -> None:
     """End a JVM started in its own session: SIGTERM, then SIGKILL its process group."""
     # Signals go only to a process not yet reaped: until then its pid (the group id, as it
     # leads its own session) cannot have been reused by an unrelated process.
@@ -542,14 +543,14 @@ class LocalKafka:
                 start_new_session=True,
                 preexec_fn=_die_with_parent(),  # only prctl and getppid: safe after fork
             )
-        self._proc_finalizer = weakref.finalize(self, _end_process, self._proc, 10.0, graceful=True)
+        self._proc_finalizer = weakref.finalize(self, end_process, self._proc, 10.0, graceful=True)
 
     def _end(self, *, timeout_s: float, graceful: bool) -> None:
         if self._proc_finalizer is not None:
             self._proc_finalizer.detach()
             self._proc_finalizer = None
         if self._proc is not None:
-            _end_process(self._proc, timeout_s, graceful=graceful)
+            end_process(self._proc, timeout_s, graceful=graceful)
 
     def _raise_if_exited(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:

@@ -27,22 +27,22 @@ from typing import Any, Final
 from streamkpi.events import Kind
 from streamkpi.generator.incidents import Incident, alter
 from streamkpi.generator.stream import (
-    _OTHER_REFERRERS,
-    _SEARCH_REFERRERS,
-    _SOCIAL_REFERRERS,
+    OTHER_REFERRERS,
+    SEARCH_REFERRERS,
+    SOCIAL_REFERRERS,
     Funnel,
     GenConfig,
     Record,
-    _adspend_tick,
-    _dumps,
-    _invalid,
-    _mailing,
-    _shopping,
-    _Sim,
-    _survey_answer,
-    _ts_value,
-    _visit,
+    Sim,
+    adspend_tick,
+    dump_json,
+    emit_mailing,
+    emit_shopping,
+    emit_visit,
+    invalid_value,
     partition_for,
+    survey_answer,
+    ts_value,
 )
 
 __all__ = [
@@ -160,9 +160,9 @@ _UNTAGGED: Final = (
     (0.10, "referral", "other"),
 )
 _REFERRERS: Final = {
-    "search": _SEARCH_REFERRERS,
-    "social": _SOCIAL_REFERRERS,
-    "other": _OTHER_REFERRERS,
+    "search": SEARCH_REFERRERS,
+    "social": SOCIAL_REFERRERS,
+    "other": OTHER_REFERRERS,
 }
 
 
@@ -242,7 +242,7 @@ class _Pending:
     fields: dict[str, Any] = field(compare=False)
 
 
-class _LiveSim(_Sim):
+class _LiveSim(Sim):
     """The builders' sink: queues events by due time, applying the incidents on the way."""
 
     def __init__(self, gen: LiveGenerator, rng: random.Random) -> None:
@@ -380,7 +380,7 @@ class LiveGenerator:
         Measured on a scratch simulation (its own seed, nothing produced), so the arrival
         rates can be set from ``rate``.
         """
-        scratch = _Sim(
+        scratch = Sim(
             GenConfig(seed=self.config.seed, start_s=0, duration_s=1e9, disorder_s=0),
             random.Random(f"{self.config.seed}:calibrate"),
         )
@@ -407,7 +407,7 @@ class LiveGenerator:
         per_visit = share * per_campaign_visit + (1 - share) * per_untagged_visit
         before = len(scratch.events)
         for index in range(samples):
-            _mailing(scratch, "cal", f"cal{index}", 0)
+            emit_mailing(scratch, "cal", f"cal{index}", 0)
         per_mailing = (len(scratch.events) - before) / samples
         return per_visit, per_mailing, revenue
 
@@ -415,7 +415,7 @@ class LiveGenerator:
 
     def _visit_and_shop(
         self,
-        sim: _Sim,
+        sim: Sim,
         visitor: str,
         t_ms: int,
         campaign: Campaign | None,
@@ -443,7 +443,7 @@ class LiveGenerator:
             sim.key_events = []
             sim.context_campaign = campaign.name if campaign is not None else None
         before = len(sim.events)
-        t_ms = _visit(sim, visitor, t_ms, session_id, funnel=funnel, source=fields)
+        t_ms = emit_visit(sim, visitor, t_ms, session_id, funnel=funnel, source=fields)
         key_events = (
             sim.key_events
             if isinstance(sim, _LiveSim)
@@ -463,7 +463,7 @@ class LiveGenerator:
             currencies = self.config.currencies
             currency = currencies[zlib.crc32(customer.encode()) % len(currencies)]
             buy_rate = 0.95 if "purchase" in key_events else (campaign or _DEFAULT).buy_rate
-            _shopping(sim, base, currency, t_ms, sim.burst_jitter(), buy_rate=buy_rate)
+            emit_shopping(sim, base, currency, t_ms, sim.burst_jitter(), buy_rate=buy_rate)
         if isinstance(sim, _LiveSim):
             sim.context_campaign = None
 
@@ -501,13 +501,13 @@ class LiveGenerator:
         self._recipients += 1
         sim = self._sim
         sim.context_campaign = campaign.name
-        _mailing(sim, campaign.name, f"r{self.run_tag}-{self._recipients}", t_ms)
+        emit_mailing(sim, campaign.name, f"r{self.run_tag}-{self._recipients}", t_ms)
         sim.context_campaign = None
 
     def _new_answer(self, t_ms: int) -> None:
         self._respondents += 1
         names = [c.name for c in self.config.campaigns]
-        fields = _survey_answer(self._rng, f"n{self.run_tag}-{self._respondents}", names)
+        fields = survey_answer(self._rng, f"n{self.run_tag}-{self._respondents}", names)
         self._sim.emit(Kind.surveys, fields["respondent_id"], t_ms, fields, self._sim.jitter())
 
     def _adspend(self, tick_ms: int) -> None:
@@ -515,7 +515,7 @@ class LiveGenerator:
         usd_share = 0.2 if "USD" in self.config.currencies else 0.0
         for campaign, channel, cents in self._tick_costs:
             low, high = max(1, cents * 7 // 10), max(1, cents * 13 // 10)
-            _adspend_tick(
+            adspend_tick(
                 self._sim, tick_ms, [(campaign, channel)], (low, high), spread_ms, usd_share
             )
 
@@ -556,19 +556,19 @@ class LiveGenerator:
         key = event.key.encode()
         partition = partition_for(key, self.config.partitions)
         payload = self._payload(kind, event.ts_ms, event.fields)
-        out = [Record(kind, partition, key, _dumps(payload))]
+        out = [Record(kind, partition, key, dump_json(payload))]
         self.produced[kind] += 1
         rng = self._bytes_rng
         if self.config.invalid_rate and rng.random() < self.config.invalid_rate:
             broken = self._payload(kind, event.ts_ms, event.fields)
-            value = _invalid(rng, kind, broken, event.ts_ms, 65_536)
+            value = invalid_value(rng, kind, broken, event.ts_ms, 65_536)
             out.append(Record(kind, partition, key, value))
         return out
 
     def _payload(self, kind: Kind, ts_ms: int, fields: dict[str, Any]) -> dict[str, Any]:
         self._counters[kind] += 1
         event_id = f"{self.run_tag}-{kind.value[:2]}{self._counters[kind]}"
-        return {"event_id": event_id, "ts": _ts_value(self._bytes_rng, ts_ms)} | fields
+        return {"event_id": event_id, "ts": ts_value(self._bytes_rng, ts_ms)} | fields
 
 
 _KNOWN_VISITORS: Final = 50_000

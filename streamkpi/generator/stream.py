@@ -27,12 +27,24 @@ __all__ = [
     "CURRENCY_RATES",
     "DEFAULT_START_S",
     "ENTITY_FIELD",
+    "OTHER_REFERRERS",
+    "SEARCH_REFERRERS",
+    "SOCIAL_REFERRERS",
     "VISIT_FUNNEL",
     "Funnel",
     "GenConfig",
     "Record",
+    "Sim",
+    "adspend_tick",
+    "dump_json",
+    "emit_mailing",
+    "emit_shopping",
+    "emit_visit",
     "generate",
+    "invalid_value",
     "partition_for",
+    "survey_answer",
+    "ts_value",
 ]
 
 # The rates the stream's currencies need (JPY is left out on purpose: it is the
@@ -76,17 +88,17 @@ _PAGES: Final = (
 )
 _LANDING_PAGES: Final = _PAGES[:7]
 _SITE: Final = "https://shop.example.com"
-_SEARCH_REFERRERS: Final = (
+SEARCH_REFERRERS: Final = (
     "https://www.google.com/search?q=shoes",
     "https://www.bing.com/search?q=bags",
     "https://duckduckgo.com/",
 )
-_SOCIAL_REFERRERS: Final = (
+SOCIAL_REFERRERS: Final = (
     "https://t.co/x1y2z3",
     "https://www.facebook.com/",
     "https://l.instagram.com/",
 )
-_OTHER_REFERRERS: Final = ("https://blog.example.org/review", "https://news.example.net/deals")
+OTHER_REFERRERS: Final = ("https://blog.example.org/review", "https://news.example.net/deals")
 
 
 DEFAULT_START_S: Final = 1_764_158_400.0  # 2025-11-26T12:00:00Z
@@ -223,7 +235,7 @@ class _Event:
     jitter_ms: int
 
 
-class _Sim:
+class Sim:
     """Shared plumbing of the entity simulations: the time span, the event list."""
 
     def __init__(self, config: GenConfig, rng: random.Random) -> None:
@@ -303,7 +315,7 @@ def _amount(rng: random.Random, low_cents: int, high_cents: int) -> str | int | 
 # Pageviews
 
 
-def _traffic_source(sim: _Sim) -> dict[str, Any]:
+def _traffic_source(sim: Sim) -> dict[str, Any]:
     """Return the acquisition fields of a landing hit: UTM tags, referrer or channel."""
     rng = sim.rng
     draw = rng.random()
@@ -311,11 +323,11 @@ def _traffic_source(sim: _Sim) -> dict[str, Any]:
     if draw < 0.15:
         return {}  # direct
     if draw < 0.35:
-        return {"referrer": rng.choice(_SEARCH_REFERRERS)}
+        return {"referrer": rng.choice(SEARCH_REFERRERS)}
     if draw < 0.43:
-        return {"referrer": rng.choice(_SOCIAL_REFERRERS)}
+        return {"referrer": rng.choice(SOCIAL_REFERRERS)}
     if draw < 0.50:
-        return {"referrer": rng.choice(_OTHER_REFERRERS)}
+        return {"referrer": rng.choice(OTHER_REFERRERS)}
     if draw < 0.75:
         medium = rng.choice(("cpc", "cpc", "display", "paid_social", "CPM"))
         source = rng.choice(("google", "bing", "facebook"))
@@ -352,8 +364,8 @@ class Funnel:
 VISIT_FUNNEL: Final = Funnel()
 
 
-def _visit(
-    sim: _Sim,
+def emit_visit(
+    sim: Sim,
     visitor: str,
     t_ms: int,
     session_id: str | None,
@@ -415,7 +427,7 @@ def _visit(
     return t_ms
 
 
-def _pageviews(sim: _Sim, visitors: int) -> None:
+def _pageviews(sim: Sim, visitors: int) -> None:
     rng = sim.rng
     for index in range(visitors):
         visitor = f"v{index:06d}"
@@ -424,7 +436,7 @@ def _pageviews(sim: _Sim, visitors: int) -> None:
         t_ms = sim.uniform_ts(margin_ms=600_000)
         for visit in range(n_visits):
             session_id = f"{visitor}-s{visit}" if uses_session_ids else None
-            t_ms = _visit(sim, visitor, t_ms, session_id)
+            t_ms = emit_visit(sim, visitor, t_ms, session_id)
             if rng.random() < 0.4:
                 t_ms += rng.randint(120_000, 1_500_000)  # back within the session gap
             else:
@@ -435,7 +447,7 @@ def _pageviews(sim: _Sim, visitors: int) -> None:
 # E-mails
 
 
-def _emails(sim: _Sim, recipients: int) -> None:
+def _emails(sim: Sim, recipients: int) -> None:
     rng = sim.rng
     campaigns = sim.email_campaigns
     span = sim.end_ms - sim.start_ms
@@ -443,10 +455,10 @@ def _emails(sim: _Sim, recipients: int) -> None:
         send_ms = sim.start_ms + span * (2 * number + 1) // (2 * len(campaigns) + 2)
         for index in range(recipients):
             if rng.random() < 0.6:
-                _mailing(sim, campaign, f"r{index:06d}", send_ms + rng.randrange(600_000))
+                emit_mailing(sim, campaign, f"r{index:06d}", send_ms + rng.randrange(600_000))
 
 
-def _mailing(sim: _Sim, campaign: str, recipient: str, t_ms: int) -> None:
+def emit_mailing(sim: Sim, campaign: str, recipient: str, t_ms: int) -> None:
     """Emit the life of one e-mail: sent, delivered or bounced, opens, clicks..."""
     rng = sim.rng
 
@@ -487,7 +499,7 @@ def _mailing(sim: _Sim, campaign: str, recipient: str, t_ms: int) -> None:
 # Orders
 
 
-def _orders(sim: _Sim, customers: int) -> None:
+def _orders(sim: Sim, customers: int) -> None:
     rng = sim.rng
     for index in range(customers):
         customer = f"cu{index:05d}"
@@ -502,12 +514,12 @@ def _orders(sim: _Sim, customers: int) -> None:
             base = {"customer_id": customer} | labels
             if rng.random() < 0.3:
                 base["visitor_id"] = f"v{rng.randrange(1_000_000):06d}"
-            t_ms = _shopping(sim, base, currency, t_ms, jitter)
+            t_ms = emit_shopping(sim, base, currency, t_ms, jitter)
             t_ms += rng.randint(1_800_000, 10_800_000)
 
 
-def _shopping(
-    sim: _Sim,
+def emit_shopping(
+    sim: Sim,
     base: dict[str, Any],
     currency: str,
     t_ms: int,
@@ -582,16 +594,16 @@ def _shopping(
 # Ad spend and surveys
 
 
-def _adspend(sim: _Sim, every_ms: int) -> None:
+def _adspend(sim: Sim, every_ms: int) -> None:
     plans = [(campaign, "paid") for campaign in sim.web_campaigns]
     plans += [(campaign, "social") for campaign in sim.web_campaigns[::2]]
     plans += [(campaign, "email") for campaign in sim.email_campaigns]
     for tick_ms in range(sim.start_ms, sim.end_ms, every_ms):
-        _adspend_tick(sim, tick_ms, plans)
+        adspend_tick(sim, tick_ms, plans)
 
 
-def _adspend_tick(
-    sim: _Sim,
+def adspend_tick(
+    sim: Sim,
     tick_ms: int,
     plans: list[tuple[str, str]],
     cost_cents: tuple[int, int] = (50, 2_500),
@@ -614,17 +626,17 @@ def _adspend_tick(
 _SCORE_WEIGHTS: Final = (2, 1, 1, 2, 2, 4, 6, 10, 14, 16, 12)
 
 
-def _surveys(sim: _Sim, respondents: int) -> None:
+def _surveys(sim: Sim, respondents: int) -> None:
     rng = sim.rng
     campaigns = sim.web_campaigns + sim.email_campaigns
     for index in range(respondents):
         respondent = f"n{index:05d}"
         for _ in range(2 if rng.random() < 0.15 else 1):
-            fields = _survey_answer(rng, respondent, campaigns)
+            fields = survey_answer(rng, respondent, campaigns)
             sim.emit(Kind.surveys, respondent, sim.uniform_ts(), fields, sim.jitter())
 
 
-def _survey_answer(
+def survey_answer(
     rng: random.Random,
     respondent: str,
     campaigns: list[str],
@@ -665,7 +677,7 @@ def _rfc3339(ts_ms: int, offset_min: int = 0) -> str:
     )
 
 
-def _ts_value(rng: random.Random, ts_ms: int) -> str | int | float:
+def ts_value(rng: random.Random, ts_ms: int) -> str | int | float:
     """Return ``ts`` in one of the wire's spellings, all meaning the same instant."""
     draw = rng.random()
     if draw < 0.55:
@@ -677,11 +689,11 @@ def _ts_value(rng: random.Random, ts_ms: int) -> str | int | float:
     return ts_ms / 1000  # epoch seconds with a fraction
 
 
-def _dumps(payload: Any) -> bytes:
+def dump_json(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _invalid(
+def invalid_value(
     rng: random.Random, kind: Kind, payload: dict[str, Any], ts_ms: int, max_bytes: int
 ) -> bytes:
     """Return a broken variant of a valid ``payload``: what buggy producers send."""
@@ -718,7 +730,7 @@ def _invalid(
         Kind.surveys: ["score_11", "score_text", "score_fraction"],
     }[kind]
     fault = rng.choice(faults)
-    text = _dumps(payload)
+    text = dump_json(payload)
     match fault:
         case "truncated":
             return text[: len(text) // 2]
@@ -773,13 +785,13 @@ def _invalid(
             broken["score"] = "9"
         case "score_fraction":
             broken["score"] = 9.5
-    return _dumps(broken)
+    return dump_json(broken)
 
 
 def generate(config: GenConfig) -> list[Record]:
     """Return the records of ``config``'s stream in production order; deterministic."""
     seed = config.seed
-    simulations: list[tuple[str, Callable[[_Sim], None]]] = [
+    simulations: list[tuple[str, Callable[[Sim], None]]] = [
         ("pageviews", lambda sim: _pageviews(sim, config.visitors)),
         ("emails", lambda sim: _emails(sim, config.recipients)),
         ("orders", lambda sim: _orders(sim, config.customers)),
@@ -789,7 +801,7 @@ def generate(config: GenConfig) -> list[Record]:
     events: list[_Event] = []
     for name, simulate in simulations:
         # One generator per simulation: changing one entity's draws leaves the others' alone.
-        sim = _Sim(config, random.Random(f"{seed}:{name}"))
+        sim = Sim(config, random.Random(f"{seed}:{name}"))
         simulate(sim)
         events += sim.events
     # Production order: event time plus a delivery delay < disorder_s, ties by creation.
@@ -804,26 +816,26 @@ def generate(config: GenConfig) -> list[Record]:
     def new_payload(kind: Kind, ts_ms: int, fields: dict[str, Any]) -> dict[str, Any]:
         counters[kind] += 1
         event_id = f"s{seed}-{_ID_PREFIX[kind]}{counters[kind]:07d}"
-        return {"event_id": event_id, "ts": _ts_value(rng, ts_ms)} | fields
+        return {"event_id": event_id, "ts": ts_value(rng, ts_ms)} | fields
 
     for index in order:
         event = events[index]
         key = event.key.encode()
         partition = partition_for(key, config.partitions)
         payload = new_payload(event.kind, event.ts_ms, event.fields)
-        records.append(Record(event.kind, partition, key, _dumps(payload)))
+        records.append(Record(event.kind, partition, key, dump_json(payload)))
         # Normal events are never late, so this is the partition's max accepted ts.
         where = (event.kind, partition)
         max_ts_ms[where] = max(max_ts_ms.get(where, event.ts_ms), event.ts_ms)
         if rng.random() < config.invalid_rate:
             broken = new_payload(event.kind, event.ts_ms, event.fields)
-            value = _invalid(rng, event.kind, broken, event.ts_ms, config.max_event_bytes)
+            value = invalid_value(rng, event.kind, broken, event.ts_ms, config.max_event_bytes)
             records.append(Record(event.kind, partition, key, value))
         if rng.random() < config.late_rate:
             # A phone's offline batch: dated 1 min to 1 h beyond the allowed lateness.
             late_ms = max_ts_ms[where] - lateness_ms - rng.randint(60_000, 3_600_000)
             late = new_payload(event.kind, late_ms, event.fields)
-            records.append(Record(event.kind, partition, key, _dumps(late)))
+            records.append(Record(event.kind, partition, key, dump_json(late)))
 
     # Producer retries: the same key and bytes again, right away or a little later.
     retried: list[Record] = []
