@@ -51,6 +51,7 @@ from streamkpi.kpis.values import kpi_values
 
 __all__ = [
     "ALERTMANAGER_BINARIES",
+    "EXAMPLE_QUERY",
     "FALLBACK_ALERTMANAGER_CONFIG",
     "INCIDENT_KPIS",
     "AlertDeliveries",
@@ -70,6 +71,8 @@ FALLBACK_ALERTMANAGER_CONFIG: Final = {
     "route": {"receiver": "demo", "group_by": ["alertname", "campaign"]},
     "receivers": [{"name": "demo"}],
 }
+# The query the demo links to in the Prometheus UI: a recording rule of the shipped rules.
+EXAMPLE_QUERY: Final = "campaign_channel:streamkpi_conversion_rate:ratio5m"
 INSTALL_HINT: Final = "apt-get install prometheus prometheus-alertmanager"
 EXIT_USAGE: Final = 2
 EXIT_FAILURE: Final = 1
@@ -670,7 +673,7 @@ class _Demo:
             f"  KPIs (JSON)   {self.web_url}/kpis?window=5m   (also 1h, 24h; &campaign=...)",
         ]
         if self.prometheus_url:
-            query = urllib.parse.quote("campaign:streamkpi_conversion_rate:ratio5m")
+            query = urllib.parse.quote(EXAMPLE_QUERY)
             lines += [
                 f"  Prometheus    {self.prometheus_url}/graph?g0.expr={query}",
                 f"  alerts        {self.prometheus_url}/alerts",

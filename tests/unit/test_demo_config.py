@@ -11,6 +11,7 @@ import yaml
 
 from streamkpi.alerts.config import load_alert_config
 from streamkpi.demo import (
+    EXAMPLE_QUERY,
     INCIDENT_KPIS,
     PROMETHEUS_DIR,
     AlertDeliveries,
@@ -135,3 +136,13 @@ def test_every_incident_kind_names_the_alerted_kpis_it_moves() -> None:
     configured = set(load_alert_config().kpis)
     for kind in IncidentKind:
         assert set(INCIDENT_KPIS[kind]) <= configured, kind
+
+
+def test_the_prometheus_link_queries_a_shipped_recording_rule() -> None:
+    records = {
+        rule["record"]
+        for path in (PROMETHEUS_DIR / "rules").glob("*.yml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    }
+    assert EXAMPLE_QUERY in records
