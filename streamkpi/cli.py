@@ -267,12 +267,28 @@ def topics() -> None:
 
 @topics.command("create")
 @click.option("--bootstrap-servers", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers.")
+@click.option(
+    "--replication-factor",
+    "topic_replication_factor",
+    type=click.IntRange(1, 16),
+    help="Replicas of the topics created [setting topic_replication_factor, default 1].",
+)
 @click.pass_context
-def topics_create(ctx: click.Context, bootstrap_servers: str | None) -> None:
-    """Create the input and DLQ topics with topic_partitions partitions (idempotent)."""
+def topics_create(
+    ctx: click.Context, bootstrap_servers: str | None, topic_replication_factor: int | None
+) -> None:
+    """Create the input, state, DLQ and snapshot topics (idempotent).
+
+    Missing topics get topic_partitions partitions and topic_replication_factor replicas;
+    existing ones are checked to have topic_partitions partitions.
+    """
     from streamkpi.topics import TopicsError, ensure_topics
 
-    settings = _settings(ctx, bootstrap_servers=bootstrap_servers)
+    settings = _settings(
+        ctx,
+        bootstrap_servers=bootstrap_servers,
+        topic_replication_factor=topic_replication_factor,
+    )
     try:
         created = asyncio.run(ensure_topics(settings, progress=_say))
     except TopicsError as exc:

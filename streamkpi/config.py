@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     topics: Topics = Topics()
     # Partitions of the topics and changelogs streamkpi creates; bounds the worker count.
     topic_partitions: int = Field(default=4, ge=1, le=1024)
+    # Replicas of the topics streamkpi creates (1 suits a single local broker only).
+    topic_replication_factor: int = Field(default=1, ge=1, le=16)
     kafka: KafkaSecurity = KafkaSecurity()
 
     web_host: str = "127.0.0.1"

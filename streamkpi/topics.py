@@ -12,7 +12,8 @@ from streamkpi.config import Settings
 
 __all__ = ["TopicsError", "aiokafka_security", "ensure_topics", "source_topics"]
 
-_TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
+_TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error codes
+_INVALID_REPLICATION_FACTOR = 38
 
 
 class TopicsError(Exception):
@@ -54,13 +55,12 @@ async def ensure_topics(
     settings: Settings,
     *,
     progress: Callable[[str], None] = lambda _msg: None,
-    replication_factor: int = 1,
 ) -> list[str]:
     """Create missing topics with ``topic_partitions`` partitions; return the names created.
 
-    Existing source topics must have exactly ``topic_partitions`` partitions: the Faust
-    tables' changelogs are written to the partition of the event that updates them, so a
-    mismatch would fail at the first event of a partition the changelog lacks.
+    Created with ``topic_replication_factor`` replicas. Existing input topics and the state
+    topic must have exactly ``topic_partitions`` partitions: partition p of every input
+    topic is counted by one engine whose state lives in partition p of the state topic.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
@@ -79,8 +79,10 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
         if missing:
+            replication_factor = settings.topic_replication_factor
             progress(
-                f"creating topics {', '.join(missing)} ({settings.topic_partitions} partitions)"
+                f"creating topics {', '.join(missing)} ({settings.topic_partitions} "
+                f"partitions, replication factor {replication_factor})"
             )
             compacted = {state_topic_name(settings), settings.topics.snapshots}
             response = await admin.create_topics(
@@ -95,6 +97,12 @@ async def ensure_topics(
                 ]
             )
             for name, code, *_ in response.topic_errors:
+                if code == _INVALID_REPLICATION_FACTOR:
+                    raise TopicsError(
+                        f"cannot create topic {name!r} with replication factor "
+                        f"{replication_factor}: the cluster has fewer brokers; lower "
+                        "topic_replication_factor (STREAMKPI_TOPIC_REPLICATION_FACTOR)"
+                    )
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     raise TopicsError(f"cannot create topic {name!r}: Kafka error code {code}")
         # Output topics are keyed by hash, not co-partitioned: any partition count will do.

@@ -1,0 +1,94 @@
+"""`streamkpi topics create` against the real local broker: partitions, replicas, errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streamkpi.config import Settings
+from streamkpi.localkafka import LocalKafka
+from streamkpi.topics import source_topics, state_topic_name
+
+
+def _env(bootstrap: str, run: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMKPI_")}
+    names = {
+        "PAGEVIEWS": f"pv-{run}",
+        "EMAILS": f"em-{run}",
+        "ORDERS": f"or-{run}",
+        "ADSPEND": f"ad-{run}",
+        "SURVEYS": f"su-{run}",
+        "DLQ": f"dlq-{run}",
+        "SNAPSHOTS": f"snap-{run}",
+    }
+    return env | {
+        "STREAMKPI_BOOTSTRAP_SERVERS": bootstrap,
+        "STREAMKPI_APP_ID": f"topics-{run}",
+        **{f"STREAMKPI_TOPICS__{key}": value for key, value in names.items()},
+    }
+
+
+def _create(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamkpi", "topics", "create", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def _describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, set[int]]]:
+    """Return topic -> (partitions, replica counts of its partitions) for those that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        present = [name for name in names if name in existing]
+        if not present:
+            return {}
+        return {
+            info["topic"]: (
+                len(info["partitions"]),
+                {len(p["replicas"]) for p in info["partitions"]},
+            )
+            for info in await admin.describe_topics(present)
+        }
+    finally:
+        await admin.close()
+
+
+async def test_topics_create_refuses_more_replicas_than_brokers_then_creates_them(
+    kafka_broker: LocalKafka,
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    run = uuid.uuid4().hex[:8]
+    env = _env(bootstrap, run)
+    settings = Settings(bootstrap_servers=bootstrap, app_id=f"topics-{run}")
+    names = [
+        env[f"STREAMKPI_TOPICS__{key}"]
+        for key in ("PAGEVIEWS", "EMAILS", "ORDERS", "ADSPEND", "SURVEYS", "DLQ", "SNAPSHOTS")
+    ]
+    names.append(state_topic_name(settings))
+    assert len(source_topics(settings)) + 1 == len(names)
+
+    # One broker: two replicas cannot be placed. A clear error, exit 1, nothing created.
+    refused = _create(env, "--replication-factor", "2")
+    assert refused.returncode == 1, refused.stderr
+    assert "replication factor 2" in refused.stderr
+    assert "fewer brokers" in refused.stderr
+    assert await _describe(bootstrap, names) == {}
+
+    created = _create(env)
+    assert created.returncode == 0, created.stderr
+    assert "replication factor 1" in created.stderr
+    assert await _describe(bootstrap, names) == dict.fromkeys(names, (4, {1}))
+    # Idempotent: a second run creates nothing and checks the partition counts.
+    again = _create(env)
+    assert again.returncode == 0, again.stderr
+    assert "created 0 topic(s)" in again.stderr
