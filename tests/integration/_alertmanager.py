@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from _workers import free_port
+from _server import ServerProcess
 
 from streamkpi.alerts.routing import load_alertmanager_config, with_webhook_receivers
 
@@ -39,63 +37,28 @@ def config_with_webhook(webhook_url: str, wait: str = "1s") -> dict[str, Any]:
     return with_webhook_receivers(load_alertmanager_config(), webhook_url, group_wait=wait)
 
 
-class AlertmanagerProcess:
+class AlertmanagerProcess(ServerProcess):
     """One Alertmanager on 127.0.0.1 with its own storage directory and config."""
 
+    name = "alertmanager"
+
     def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir)
         self.config = workdir / "alertmanager.yml"
         self.config.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout_s: float = 30) -> None:
-        log = (self.workdir / "alertmanager.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                alertmanager_binary(),
-                f"--config.file={self.config}",
-                f"--storage.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",  # no gossip: a single test instance
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"alertmanager exited:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"alertmanager not ready in {timeout_s}s:\n{self.log_tail()}")
+    def argv(self) -> list[str]:
+        return [
+            alertmanager_binary(),
+            f"--config.file={self.config}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",  # no gossip: a single test instance
+            "--log.level=warn",
+        ]
 
     def alerts(self) -> list[dict[str, Any]]:
         """Return the alerts Alertmanager holds (API v2)."""
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=10) as response:
             data: list[dict[str, Any]] = json.load(response)
         return data
-
-    def log_tail(self) -> str:
-        return (self.workdir / "alertmanager.log").read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from _workers import free_port
+from _server import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))
@@ -30,12 +28,14 @@ def prometheus_binary() -> str:
     return binary
 
 
-class PrometheusProcess:
+class PrometheusProcess(ServerProcess):
     """A Prometheus on a free loopback port with 1 s scrape and rule evaluation.
 
     ``rule_files`` may hold recording and alert rules alike; with ``alertmanager_url``
     Prometheus sends its alerts there.
     """
+
+    name = "prometheus"
 
     def __init__(
         self,
@@ -44,9 +44,7 @@ class PrometheusProcess:
         rule_files: list[Path],
         alertmanager_url: str | None = None,
     ) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir)
         self.config = workdir / "prometheus.yml"
         config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -57,41 +55,15 @@ class PrometheusProcess:
             host = urllib.parse.urlsplit(alertmanager_url).netloc
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [host]}]}]}
         self.config.write_text(yaml.safe_dump(config))
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout_s: float = 30) -> None:
-        log = (self.workdir / "prometheus.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                prometheus_binary(),
-                f"--config.file={self.config}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"prometheus exited:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"prometheus not ready in {timeout_s}s:\n{self.log_tail()}")
-
-    def log_tail(self) -> str:
-        return (self.workdir / "prometheus.log").read_text(errors="replace")[-3000:]
+    def argv(self) -> list[str]:
+        return [
+            prometheus_binary(),
+            f"--config.file={self.config}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn",
+        ]
 
     def query(self, expr: str) -> list[tuple[dict[str, str], float]]:
         """Run an instant query; return (labels without __name__, value) per sample."""
@@ -112,12 +84,3 @@ class PrometheusProcess:
         assert body["status"] == "success", body
         alerts: list[dict[str, Any]] = body["data"]["alerts"]
         return alerts
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
