@@ -364,15 +364,12 @@ def with_pending_time(
     }
     health = config.pipeline
     if pipeline:
-        parts = (
-            "no_events",
-            "invalid_events",
-            "late_events",
-            "consumer_lag",
-            "worker_down",
-            "dead_letters",
-        )
-        update = {p: getattr(health, p).model_copy(update={"for_": duration}) for p in parts}
+        # Every pipeline alert's settings (the parts that have a `for`).
+        update = {
+            part: value.model_copy(update={"for_": duration})
+            for part, value in health
+            if isinstance(value, BaseModel) and "for_" in type(value).model_fields
+        }
         health = health.model_copy(update=update)
     return config.model_copy(update={"kpis": new_kpis, "campaigns": campaigns, "pipeline": health})
 
