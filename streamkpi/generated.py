@@ -8,12 +8,35 @@ prints a diff and reports the file stale.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-__all__ = ["unified_diff", "write_or_check"]
+__all__ = ["alerts_option", "check_option", "unified_diff", "write_or_check"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The options the generate commands share.
+check_option = click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 and print a diff if a committed file differs from the spec.",
+)
+
+
+def alerts_option(purpose: str) -> Callable[[F], F]:
+    """Return the --alerts FILE option (env STREAMKPI_ALERTS_FILE); ``purpose`` for its help."""
+    return click.option(
+        "--alerts",
+        "alerts_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="STREAMKPI_ALERTS_FILE",
+        default=None,
+        show_default="the packaged streamkpi/alerts/default.yml",
+        help=f"{purpose} [env STREAMKPI_ALERTS_FILE].",
+    )
 
 
 def unified_diff(path: Path, old: str | None, new: str) -> str:

@@ -10,7 +10,7 @@ import click
 from streamkpi.alerts.config import kpi_thresholds, load_alert_config
 from streamkpi.config import ConfigError, load_settings
 from streamkpi.dashboards.build import GRAFANA_DIR, generated_files
-from streamkpi.generated import write_or_check
+from streamkpi.generated import alerts_option, check_option, write_or_check
 
 __all__ = ["dashboards", "main"]
 
@@ -24,11 +24,7 @@ def dashboards() -> None:
 
 
 @dashboards.command(short_help="Write (or --check) the dashboards and Grafana provisioning.")
-@click.option(
-    "--check",
-    is_flag=True,
-    help="Write nothing; exit 1 and print a diff if a committed file differs from the spec.",
-)
+@check_option
 @click.option(
     "--dir",
     "grafana_dir",
@@ -37,15 +33,7 @@ def dashboards() -> None:
     show_default="grafana/ of this checkout",
     help="The grafana directory to write or check.",
 )
-@click.option(
-    "--alerts",
-    "alerts_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="STREAMKPI_ALERTS_FILE",
-    default=None,
-    show_default="the packaged streamkpi/alerts/default.yml",
-    help="Alert config whose thresholds colour the stat panels [env STREAMKPI_ALERTS_FILE].",
-)
+@alerts_option("Alert config whose thresholds colour the stat panels")
 @click.pass_context
 def generate(ctx: click.Context, check: bool, grafana_dir: Path, alerts_file: Path | None) -> None:
     """Generate the Grafana dashboards from streamkpi/kpis/spec.py.

@@ -13,7 +13,7 @@ from streamkpi.alerts.grafana import render_grafana_alerting
 from streamkpi.alerts.promtool_tests import render_alert_tests
 from streamkpi.alerts.rules import render_alert_file
 from streamkpi.config import ConfigError, load_settings
-from streamkpi.generated import write_or_check
+from streamkpi.generated import alerts_option, check_option, write_or_check
 from streamkpi.rules.kubernetes import MANIFEST, PROMETHEUS_DIR, write_prometheus_rule
 from streamkpi.rules.promtool_tests import render_promtool_tests
 from streamkpi.rules.recording import render_rule_file
@@ -83,11 +83,7 @@ def rules() -> None:
 
 
 @rules.command(short_help="Write (or --check) the rules, alerts and their promtool tests.")
-@click.option(
-    "--check",
-    is_flag=True,
-    help="Write nothing; exit 1 and print a diff if a committed file differs from the spec.",
-)
+@check_option
 @click.option(
     "--dir",
     "deploy_dir",
@@ -103,15 +99,7 @@ def rules() -> None:
     show_default="grafana/provisioning/alerting of this checkout",
     help="The Grafana alert-provisioning directory to write or check.",
 )
-@click.option(
-    "--alerts",
-    "alerts_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="STREAMKPI_ALERTS_FILE",
-    default=None,
-    show_default="the packaged streamkpi/alerts/default.yml",
-    help="Alert config (thresholds, drift, pipeline health) [env STREAMKPI_ALERTS_FILE].",
-)
+@alerts_option("Alert config (thresholds, drift, pipeline health)")
 @click.pass_context
 def generate(
     ctx: click.Context,
