@@ -77,6 +77,8 @@ class Reason(StrEnum):
     missing_field = "missing_field"
     bad_type = "bad_type"  # wrong JSON type for a field, e.g. a number where an id goes
     bad_value = "bad_value"  # right type, value out of domain: empty id, unknown `type`...
+    # A number, id or label beyond its documented bound (README "Reliability", #12).
+    out_of_range = "out_of_range"
     bad_ts = "bad_ts"
     future_ts = "future_ts"
     too_large = "too_large"
@@ -196,8 +198,35 @@ class _Lowercase:
         )
 
 
+# Bounds (#12, README "Reliability"): everything that reaches state, the state topic, a
+# dead letter or a label is bounded here, so a hostile producer cannot make an entry
+# that orjson cannot encode (a >64-bit int) or the broker cannot hold (a MB-long id).
+MAX_ID_CHARS: Final = 256  # ids (dedup keys, visitor/session/cart/order/customer ids)
+MAX_LABEL_CHARS: Final = 200  # hard ceiling of a label value before the configurable cap
+MAX_ENGAGED_MS: Final = 86_400_000  # 24 h of engagement in one event
+
+
+def _url_path(value: str | None) -> str | None:
+    """Return the path of a page URL: query string and fragment dropped (PII, #12)."""
+    if value is None:
+        return None
+    cut = len(value)
+    for sep in ("?", "#"):
+        at = value.find(sep)
+        if at != -1 and at < cut:
+            cut = at
+    return value[:cut]
+
+
 EpochSeconds = Annotated[float, _EpochSeconds()]
-Id = Annotated[str, StringConstraints(min_length=1)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+OptId = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS)] | None
+# Page: the URL path only; the length is checked after the query string is gone.
+Page = Annotated[
+    Annotated[str, StringConstraints(max_length=MAX_LABEL_CHARS)] | None,
+    WrapValidator(lambda v, h: h(_url_path(v) if isinstance(v, str) else v)),
+]
+Label = Annotated[str, StringConstraints(max_length=MAX_LABEL_CHARS)] | None
 Currency = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
 ]
@@ -387,15 +416,15 @@ class PageviewEvent(_Event):
     """
 
     visitor_id: Id
-    session_id: str | None = None
+    session_id: OptId = None
     type: Literal["page_view", "engagement", "key_event"] = "page_view"
-    engaged_ms: Annotated[int, Field(ge=0, strict=True)] | None = None
-    name: str | None = None
-    page: str | None = None
-    referrer: str | None = None
-    campaign: str | None = None
-    utm_source: str | None = None
-    utm_medium: str | None = None
+    engaged_ms: Annotated[int, Field(ge=0, le=MAX_ENGAGED_MS, strict=True)] | None = None
+    name: Label = None
+    page: Page = None
+    referrer: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    campaign: Label = None
+    utm_source: Label = None
+    utm_medium: Label = None
     # Last: a default factory only sees the fields declared before it.
     channel: Annotated[LowerChannel, WrapValidator(_channel_or_derived)] = Field(
         default_factory=_channel_from_data
@@ -405,7 +434,7 @@ class PageviewEvent(_Event):
 class EmailEvent(_Event):
     """An e-mail event of one recipient in one campaign. Unknown fields are ignored."""
 
-    campaign: Id
+    campaign: Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
     recipient_id: Id
     type: Literal["sent", "delivered", "bounced", "opened", "clicked", "unsubscribed", "complained"]
     bounce_kind: Literal["hard", "soft"] | None = None
@@ -423,13 +452,13 @@ class OrderEvent(_Event):
 
     customer_id: Id
     type: Literal["cart_created", "checkout_started", "purchase", "refund"]
-    cart_id: str | None = None
-    order_id: str | None = None
+    cart_id: OptId = None
+    order_id: OptId = None
     amount: Money | None = None
     currency: Currency | None = None
-    visitor_id: str | None = None
-    session_id: str | None = None
-    campaign: str | None = None
+    visitor_id: OptId = None
+    session_id: OptId = None
+    campaign: Label = None
     channel: LowerChannel | None = None
     amount_reporting: Annotated[Decimal | None, PlainValidator(_in_reporting("amount"))] = Field(
         default=None, validate_default=True
@@ -442,7 +471,7 @@ class AdSpendEvent(_Event):
     ``cost_reporting`` is the cost in the reporting currency, computed by ``parse``.
     """
 
-    campaign: Id
+    campaign: Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
     channel: LowerChannel
     cost: Money
     currency: Currency
@@ -457,7 +486,7 @@ class SurveyEvent(_Event):
     respondent_id: Id
     # strict: a 9.5, 9.0 or "9" is a producer bug worth seeing, not something to round.
     score: Annotated[int, Field(ge=0, le=10, strict=True)]
-    campaign: str | None = None
+    campaign: Label = None
 
 
 Event: TypeAlias = PageviewEvent | EmailEvent | OrderEvent | AdSpendEvent | SurveyEvent
@@ -539,16 +568,16 @@ def parse(kind: Kind, raw: bytes, ctx: ParseContext, now_s: float) -> Event | Re
 # The failure path: ValidationError -> Rejection
 
 _MAX_DETAIL: Final = 200
+# Beyond a bound (#12): a too long id or label, a too large number.
+_RANGE_ERRORS: Final = frozenset({"string_too_long", "less_than", "less_than_equal"})
 _VALUE_ERRORS: Final = frozenset(
     {
         "string_too_short",
-        "string_too_long",
         "string_pattern_mismatch",
         "greater_than",
         "greater_than_equal",
-        "less_than",
-        "less_than_equal",
         "literal_error",
+        "decimal_parsing",
         "enum",
         "finite_number",
         "decimal_max_digits",
@@ -603,7 +632,13 @@ def _rejection(exc: ValidationError, raw: bytes) -> Rejection:
         return Rejection(Reason.missing_field, f"missing field {name!r}")
     reason = _FIELD_REASONS.get(name)
     if reason is None:
-        reason = Reason.bad_value if error_type in _VALUE_ERRORS else Reason.bad_type
+        reason = (
+            Reason.out_of_range
+            if error_type in _RANGE_ERRORS
+            else Reason.bad_value
+            if error_type in _VALUE_ERRORS
+            else Reason.bad_type
+        )
     elif reason is Reason.bad_ts:
         # ts is a union: for a string the datetime branch's error says what is wrong, for
         # other types the number branch's, unless it only says "not a number".

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from streamkpi.config import Settings
 from streamkpi.topics import aiokafka_security, state_topic_name
 
-__all__ = ["Checkpoint", "OutRecord", "StateStore", "transactional_id"]
+__all__ = ["Checkpoint", "CheckpointRefused", "OutRecord", "StateStore", "transactional_id"]
 
 # Producer batch size of the checkpoint transactions (aiokafka's default is 16 KiB).
 BATCH_BYTES = 512 * 1024
@@ -31,6 +31,10 @@ BATCH_BYTES = 512 * 1024
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, bytes | None]
+
+
+class CheckpointRefused(RuntimeError):
+    """The broker refused part of a checkpoint transaction; it was aborted (#12)."""
 
 
 def transactional_id(settings: Settings) -> str:
@@ -119,24 +123,44 @@ class StateStore:
         producer = self._producer
         assert producer is not None
         await producer.begin_transaction()
+        # Every delivery result is awaited before the commit (#12): aiokafka commits a
+        # transaction although some of its batches were refused (MessageSizeTooLarge),
+        # and the only trace was "Future exception was never retrieved" in the log.
+        deliveries: list[asyncio.Future[object]] = []
         try:
             for partition, entries in checkpoint.entries.items():
-                await self._send_entries(producer, partition, entries)
+                await self._send_entries(producer, partition, entries, deliveries)
             for record in checkpoint.records:
-                await producer.send(
-                    record.topic, record.value, key=record.key, headers=list(record.headers)
+                deliveries.append(
+                    await producer.send(
+                        record.topic, record.value, key=record.key, headers=list(record.headers)
+                    )
                 )
             if checkpoint.offsets:
                 await producer.send_offsets_to_transaction(
                     dict(checkpoint.offsets), self._settings.app_id
                 )
+            results = await asyncio.gather(*deliveries, return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                raise CheckpointRefused(
+                    f"{len(failed)} of {len(results)} checkpoint records refused by the broker: "
+                    f"{failed[0]!r}"
+                ) from failed[0]
         except BaseException:
+            for delivery in deliveries:  # retrieved: no "never retrieved" noise
+                if delivery.done() and not delivery.cancelled():
+                    delivery.exception()
             await producer.abort_transaction()
             raise
         await producer.commit_transaction()
 
     async def _send_entries(
-        self, producer: AIOKafkaProducer, partition: int, entries: Sequence[Entry]
+        self,
+        producer: AIOKafkaProducer,
+        partition: int,
+        entries: Sequence[Entry],
+        deliveries: list[asyncio.Future[object]],
     ) -> None:
         # Whole batches, not one send() per entry (issue 3, worker memory): send() waits
         # for the broker each time a partition's batch is full, and while it waits the
@@ -147,13 +171,13 @@ class StateStore:
         for key, value in entries:
             if batch.append(key=key, value=value, timestamp=None) is None:
                 batch.close()
-                await producer.send_batch(batch, self.topic, partition=partition)
+                deliveries.append(await producer.send_batch(batch, self.topic, partition=partition))
                 batch = producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError(f"state entry {key!r} is larger than a producer batch")
         if batch.record_count():
             batch.close()
-            await producer.send_batch(batch, self.topic, partition=partition)
+            deliveries.append(await producer.send_batch(batch, self.topic, partition=partition))
 
     async def read(self, partition: int) -> list[Entry]:
         """Return the committed state of ``partition``: each live key with its last value.

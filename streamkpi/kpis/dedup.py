@@ -20,7 +20,17 @@ from streamkpi.kpis.timers import Wheel
 
 __all__ = ["Dedup"]
 
-CHUNK_IDS: Final = 1000  # ids per chunk entry: ~50 kB, far below Kafka's 1 MB default
+CHUNK_IDS: Final = 1000  # at most this many ids per chunk entry
+# A chunk is also bounded in bytes (#12): 1,000 ids of 1.1 KB made a 1.1 MB chunk that the
+# broker refused. An id costs at most 6 JSON bytes per UTF-16 unit (\uXXXX) plus the
+# brackets, quotes and its ts (< 40 B); a chunk closes before that bound passes this.
+CHUNK_BYTES: Final = 256 * 1024
+_ID_OVERHEAD: Final = 40
+
+
+def _id_bound(event_id: str) -> int:
+    """Return an upper bound of the JSON bytes of ``[event_id, ts],`` in a chunk."""
+    return 6 * len(event_id) + _ID_OVERHEAD
 
 
 class Dedup:
@@ -76,10 +86,18 @@ class Dedup:
                 continue
             done = self._emitted.get(k, 0)
             n = self._chunks.get(k, 0)
-            for first in range(done, len(keys), CHUNK_IDS):
-                chunk = [[event_id, ids[event_id]] for event_id in keys[first : first + CHUNK_IDS]]
+            first = done
+            while first < len(keys):
+                end, size = first, 0
+                while end < len(keys) and end - first < CHUNK_IDS:
+                    size += _id_bound(keys[end])
+                    if size > CHUNK_BYTES and end > first:
+                        break
+                    end += 1
+                chunk = [[event_id, ids[event_id]] for event_id in keys[first:end]]
                 out.append((b"%s%d|%d" % (self._prefix, k, n), codec.dumps(chunk)))
                 n += 1
+                first = end
             self._emitted[k] = len(keys)
             self._chunks[k] = n
         self._dirty.clear()

@@ -75,6 +75,26 @@ def accept(kind: Kind, raw: bytes, ctx: ParseContext = CTX) -> Any:
     return result
 
 
+def test_page_label_is_the_url_path_only() -> None:
+    # #12 PII: a query string or fragment never reaches a label; a long query is no
+    # reason to refuse the event either.
+    raw = msg(Kind.pageviews, page="/reset?email=jane@example.com&token=s3cr3t" + "x" * 500)
+    event = parse(Kind.pageviews, raw, CTX, NOW_S)
+    assert isinstance(event, PageviewEvent)
+    assert event.page == "/reset"
+    event = parse(Kind.pageviews, msg(Kind.pageviews, page="/a#frag?x=1"), CTX, NOW_S)
+    assert isinstance(event, PageviewEvent)
+    assert event.page == "/a"
+
+
+def test_ids_and_labels_at_their_bound_are_accepted() -> None:
+    raw = msg(Kind.pageviews, event_id="e" * 256, campaign="c" * 200, page="/" + "p" * 199)
+    event = parse(Kind.pageviews, raw, CTX, NOW_S)
+    assert isinstance(event, PageviewEvent)
+    raw = msg(Kind.pageviews, type="engagement", engaged_ms=86_400_000)
+    assert isinstance(parse(Kind.pageviews, raw, CTX, NOW_S), PageviewEvent)
+
+
 def reject(kind: Kind, raw: bytes, ctx: ParseContext = CTX) -> Rejection:
     """Parse ``raw`` and return the rejection, failing the test on an event."""
     result = parse(kind, raw, ctx, NOW_S)
@@ -196,9 +216,9 @@ REJECTIONS = [
     (
         Kind.orders,
         msg(Kind.orders, amount="ten"),
-        Reason.bad_type,
+        Reason.bad_value,
         "'amount'",
-    ),  # why: not a decimal
+    ),  # why: a string, the right JSON type for a decimal, whose value is no number (#12)
     (
         Kind.pageviews,
         msg(Kind.pageviews, event_id=""),
@@ -226,9 +246,52 @@ REJECTIONS = [
     (
         Kind.orders,
         msg(Kind.orders, amount="1e999999"),
-        Reason.bad_value,
+        Reason.out_of_range,
         "'amount'",
     ),  # why: a valid Decimal that would overflow the conversion
+    (
+        Kind.pageviews,
+        msg(Kind.pageviews, type="engagement", engaged_ms=2**64),
+        Reason.out_of_range,
+        "'engaged_ms'",
+    ),  # why: the poison pill of #12, orjson cannot encode a state holding it
+    (
+        Kind.pageviews,
+        msg(Kind.pageviews, type="engagement", engaged_ms=86_400_001),
+        Reason.out_of_range,
+        "'engaged_ms'",
+    ),  # why: more than 24 h of engagement in one event; sums stay far from 2**63
+    (
+        Kind.pageviews,
+        msg(Kind.pageviews, event_id="e" * 257),
+        Reason.out_of_range,
+        "'event_id'",
+    ),  # why: ids are dedup keys in state chunks: bounded, 256 chars
+    (
+        Kind.orders,
+        msg(Kind.orders, type="cart_created", cart_id="c" * 257),
+        Reason.out_of_range,
+        "'cart_id'",
+    ),  # why: a cart id is a state key of the customer's entry
+    (
+        Kind.emails,
+        msg(Kind.emails, campaign="c" * 201),
+        Reason.out_of_range,
+        "'campaign'",
+    ),  # why: a label value: 200 chars at most, a 10 KB campaign would reach /metrics
+    (
+        Kind.pageviews,
+        msg(Kind.pageviews, page="/" + "p" * 200),
+        Reason.out_of_range,
+        "'page'",
+    ),  # why: a label value, checked after the query string is dropped
+    (
+        Kind.orders,
+        b'{"event_id":"e","ts":1704067200,"customer_id":"c","type":"purchase",'
+        b'"amount":NaN,"currency":"EUR"}',
+        Reason.bad_value,
+        "finite",
+    ),  # why: a NaN literal (pydantic's parser reads it) would poison every revenue sum
     (
         Kind.orders,
         msg(Kind.orders, currency="dollars"),
