@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from aiokafka import TopicPartition
 
 from streamkpi.config import Settings
-from streamkpi.dlq import DeadLetter, dead_letter_headers, encode_dead_letter
+from streamkpi.dlq import DeadLetter, dead_letter_headers, dlq_key, encode_dead_letter
 from streamkpi.events import Event, Kind, ParseContext, Rejection, parse
 from streamkpi.exporter.api import snapshot_records
 from streamkpi.exporter.pipeline import Outcome, PipelineMetrics
@@ -193,7 +193,9 @@ class Pipeline:
             letter, max_value_bytes=self.settings.max_event_bytes, now_s=time.time()
         )
         self._pending.append(
-            OutRecord(self.settings.topics.dlq, key, encoded, dead_letter_headers(letter))
+            OutRecord(
+                self.settings.topics.dlq, dlq_key(letter), encoded, dead_letter_headers(letter)
+            )
         )
         self.metrics.dead_lettered(kind.value, reason)
 

@@ -55,3 +55,20 @@ def test_headers_name_reason_and_source() -> None:
         "streamkpi.reason": b"invalid_json",
         "streamkpi.source": b"pageviews/3/42",
     }
+
+
+def test_a_huge_key_and_value_make_a_bounded_dead_letter() -> None:
+    # #12: a 600 KB key (or an 850 KB value) made a DLQ record the broker refused.
+    from streamkpi.dlq import dlq_key
+
+    huge = replace(LETTER, key=b"k" * 600_000, value=b"v" * 850_000)
+    encoded = encode_dead_letter(huge, max_value_bytes=900_000, now_s=0.0)
+    assert len(encoded) < 400_000  # far below the broker's default 1 MiB
+    record = orjson.loads(encoded)
+    assert record["key_size"] == 600_000
+    assert record["key_truncated"] is True
+    assert base64.b64decode(record["key_b64"]) == b"k" * 1024
+    assert record["value_size"] == 850_000
+    assert record["value_truncated"] is True
+    assert len(base64.b64decode(record["value_b64"])) == 256 * 1024
+    assert dlq_key(huge) == b"k" * 1024
