@@ -177,7 +177,9 @@ def _attach_pages(
             try:
                 document = kpis_document(
                     pipeline.window_values(now),
-                    dict(request.query),
+                    # Every (name, value) pair: dict() would keep only the first of a
+                    # repeated ?window= (#12).
+                    list(request.query.items()),
                     windows=windows,
                     reference_s=now,
                     partitions=pipeline.owned() & pipeline.engines.keys(),

@@ -131,11 +131,12 @@ def _run_worker(settings: Settings, *, create_topics: bool) -> NoReturn:
     from streamkpi.app import create_app, new_worker
     from streamkpi.topics import TopicsError, ensure_topics
 
-    if create_topics:
-        try:
-            asyncio.run(ensure_topics(settings, progress=_say))
-        except TopicsError as exc:
-            _fail(str(exc))
+    # With --no-create-topics the partition counts are still checked (#12): a worker on an
+    # input topic with other partitions than topic_partitions would miscount silently.
+    try:
+        asyncio.run(ensure_topics(settings, progress=_say, create=create_topics))
+    except TopicsError as exc:
+        _fail(str(exc))
     app, _runtime = create_app(settings)
     _say(
         f"worker {settings.app_id} on {settings.bootstrap_servers}; metrics at "

@@ -55,12 +55,15 @@ async def ensure_topics(
     settings: Settings,
     *,
     progress: Callable[[str], None] = lambda _msg: None,
+    create: bool = True,
 ) -> list[str]:
     """Create missing topics with ``topic_partitions`` partitions; return the names created.
 
     Created with ``topic_replication_factor`` replicas. Existing input topics and the state
     topic must have exactly ``topic_partitions`` partitions: partition p of every input
     topic is counted by one engine whose state lives in partition p of the state topic.
+    Every existing topic is checked before any missing one is created, so a mismatch
+    leaves the cluster as it was. With ``create=False`` only the check runs (#12).
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
@@ -78,33 +81,6 @@ async def ensure_topics(
         # broker with auto.create.topics.enable create them with its default partitions.
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
-        if missing:
-            replication_factor = settings.topic_replication_factor
-            progress(
-                f"creating topics {', '.join(missing)} ({settings.topic_partitions} "
-                f"partitions, replication factor {replication_factor})"
-            )
-            compacted = {state_topic_name(settings), settings.topics.snapshots}
-            response = await admin.create_topics(
-                [
-                    NewTopic(
-                        name,
-                        settings.topic_partitions,
-                        replication_factor,
-                        topic_configs=STATE_TOPIC_CONFIG if name in compacted else {},
-                    )
-                    for name in missing
-                ]
-            )
-            for name, code, *_ in response.topic_errors:
-                if code == _INVALID_REPLICATION_FACTOR:
-                    raise TopicsError(
-                        f"cannot create topic {name!r} with replication factor "
-                        f"{replication_factor}: the cluster has fewer brokers; lower "
-                        "topic_replication_factor (STREAMKPI_TOPIC_REPLICATION_FACTOR)"
-                    )
-                if code not in (0, _TOPIC_ALREADY_EXISTS):
-                    raise TopicsError(f"cannot create topic {name!r}: Kafka error code {code}")
         # Output topics are keyed by hash, not co-partitioned: any partition count will do.
         outputs = {settings.topics.dlq, settings.topics.snapshots}
         present = [name for name in wanted if name in existing and name not in outputs]
@@ -116,6 +92,42 @@ async def ensure_topics(
                         f"topic {info['topic']!r} has {count} partitions but topic_partitions is "
                         f"{settings.topic_partitions}; set STREAMKPI_TOPIC_PARTITIONS={count}"
                     )
-        return missing
+        if missing and create:
+            await _create(admin, settings, missing, progress)
+        return missing if create else []
     finally:
         await admin.close()
+
+
+async def _create(
+    admin: AIOKafkaAdminClient,
+    settings: Settings,
+    missing: list[str],
+    progress: Callable[[str], None],
+) -> None:
+    replication_factor = settings.topic_replication_factor
+    progress(
+        f"creating topics {', '.join(missing)} ({settings.topic_partitions} "
+        f"partitions, replication factor {replication_factor})"
+    )
+    compacted = {state_topic_name(settings), settings.topics.snapshots}
+    response = await admin.create_topics(
+        [
+            NewTopic(
+                name,
+                settings.topic_partitions,
+                replication_factor,
+                topic_configs=STATE_TOPIC_CONFIG if name in compacted else {},
+            )
+            for name in missing
+        ]
+    )
+    for name, code, *_ in response.topic_errors:
+        if code == _INVALID_REPLICATION_FACTOR:
+            raise TopicsError(
+                f"cannot create topic {name!r} with replication factor "
+                f"{replication_factor}: the cluster has fewer brokers; lower "
+                "topic_replication_factor (STREAMKPI_TOPIC_REPLICATION_FACTOR)"
+            )
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            raise TopicsError(f"cannot create topic {name!r}: Kafka error code {code}")

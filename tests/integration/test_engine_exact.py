@@ -12,6 +12,8 @@ import asyncio
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -249,6 +251,14 @@ async def test_one_worker_counts_exactly(
         # /kpis answers from the same state: exact components, ratios as the truth's.
         document = http_json(f"http://127.0.0.1:{worker.web_port}/kpis?window=24h")
         assert document["partitions"] == list(range(PARTITIONS))
+        # A repeated window is a 400 with the reason, not the first window (#12).
+        repeated = f"http://127.0.0.1:{worker.web_port}/kpis?window=5m&window=1h"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(repeated, timeout=10)
+        assert refused.value.code == 400
+        assert orjson.loads(refused.value.read()) == {
+            "error": "parameter 'window' is given more than once ('5m', '1h'); give it once"
+        }
         expected = expected_24h(stream.truth, time.time())
         truth_rows: dict[tuple[str, str], dict[str, float]] = {}
         for (component, labels), value in expected.items():
