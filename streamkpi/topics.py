@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamkpi.config import Settings
 
-__all__ = ["TopicsError", "aiokafka_security", "ensure_topics", "source_topics"]
+__all__ = ["TopicsError", "aiokafka_security", "ensure_topics", "source_topics", "ssl_context"]
 
 _TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error codes
 _INVALID_REPLICATION_FACTOR = 38
@@ -24,9 +24,9 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
     """Return the aiokafka client keyword arguments for the configured security."""
     sec = settings.kafka
     kwargs: dict[str, Any] = {"security_protocol": sec.protocol}
-    if sec.protocol in ("SSL", "SASL_SSL"):
-        cafile = str(sec.ssl_cafile) if sec.ssl_cafile else None
-        kwargs["ssl_context"] = ssl.create_default_context(cafile=cafile)
+    context = ssl_context(settings)
+    if context is not None:
+        kwargs["ssl_context"] = context
     if sec.protocol.startswith("SASL"):
         kwargs["sasl_mechanism"] = sec.sasl_mechanism
         kwargs["sasl_plain_username"] = sec.sasl_username
@@ -34,6 +34,28 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
             sec.sasl_password.get_secret_value() if sec.sasl_password else None
         )
     return kwargs
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """Return the TLS context of the SSL and SASL_SSL protocols (None for the others).
+
+    The broker's certificate is verified against ``ssl_cafile`` (or the system CAs); with
+    ``ssl_certfile`` the client presents its own certificate (mutual TLS).
+    """
+    sec = settings.kafka
+    if sec.protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(
+        purpose=ssl.Purpose.SERVER_AUTH,
+        cafile=str(sec.ssl_cafile) if sec.ssl_cafile else None,
+    )
+    if sec.ssl_certfile is not None:
+        context.load_cert_chain(
+            str(sec.ssl_certfile),
+            str(sec.ssl_keyfile) if sec.ssl_keyfile else None,
+            sec.ssl_key_password.get_secret_value() if sec.ssl_key_password else None,
+        )
+    return context
 
 
 def source_topics(settings: Settings) -> list[str]:
