@@ -96,7 +96,11 @@ async def ensure_topics(
     try:
         await admin.start()
     except Exception as exc:  # aiokafka raises a zoo of types for "cannot connect"
-        raise TopicsError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+        raise TopicsError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} with protocol "
+            f"{settings.kafka.protocol} (check bootstrap_servers and the kafka.* security "
+            f"settings): {exc}"
+        ) from exc
     try:
         wanted = [*source_topics(settings), state_topic_name(settings)]
         # list_topics() asks for all topics: asking for missing ones by name could make a

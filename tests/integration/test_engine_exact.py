@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import time
 import urllib.error
@@ -343,7 +344,11 @@ async def test_sigkilled_worker_restarts_without_loss_or_double_count(
     app_id = f"crash-{stream.run}"
     env = stream.env(kafka_broker, app_id, tmp_path)
     worker = WorkerProcess(env, tmp_path / "w.log")
-    for fraction in (0.25, 0.6):
+    # Three kills at seeded random points of the committed progress (#12), each at least
+    # 5 points after the previous one so every restart counts something before it dies.
+    rng = random.Random(12)
+    kills = [0.1 + 0.15 * i + rng.uniform(0.0, 0.1) for i in range(3)]
+    for fraction in kills:
         worker.start()
 
         async def reached(fraction: float = fraction) -> bool:

@@ -1,46 +1,23 @@
 """TLS settings: the client context verifies the server and presents the client certificate.
 
-Certificates are made with openssl for each test; the handshakes are real ones over a
-loopback socket against a Python TLS server that requires a client certificate.
+No broker needed (test_security.py has those): certificates are made with openssl, the
+handshakes are real ones over loopback against a Python TLS server that requires a client
+certificate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 from pathlib import Path
 
 import pytest
+from _pki import make_pki
 from faust.auth import SASLCredentials, SSLCredentials
 
 from streamkpi.app import _credentials
 from streamkpi.config import ConfigError, load_settings
 from streamkpi.topics import aiokafka_security, ssl_context
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_pki(directory: Path) -> Path:
-    """Write ca.pem, server.{pem,key} (for 127.0.0.1) and client.{pem,key} into directory."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem", cwd=directory,
-    )  # fmt: skip
-    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name, ext in (("server", ["-extfile", "server.ext"]), ("client", [])):
-        _openssl(
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=directory,
-        )  # fmt: skip
-        _openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", *ext, cwd=directory,
-        )  # fmt: skip
-    return directory
 
 
 @pytest.fixture(scope="module")
