@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from typing import Any
 import faust
 import mode.loop
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.types import TP
 from faust.web import Request, Response, View
@@ -26,10 +29,17 @@ from streamkpi.exporter.kpis import KpiCollector
 from streamkpi.exporter.pipeline import PipelineMetrics
 from streamkpi.pipeline import Pipeline
 from streamkpi.statestore import StateStore
+from streamkpi.topics import ssl_context
 
 __all__ = ["Runtime", "create_app", "new_worker", "parse_context"]
 
 log = logging.getLogger(__name__)
+
+EXIT_BROKER_LOST = 69  # EX_UNAVAILABLE: the broker stopped answering; a supervisor restarts us
+# A ListOffsets answers in milliseconds on a live broker. After a broker restart Faust's
+# consumer thread can stop answering for good (#12: its end_offsets timed out after 90 s,
+# then the worker hung at exit on that thread), so the worker exits instead.
+END_OFFSETS_TIMEOUT_S = 20.0
 
 
 def parse_context(settings: Settings) -> ParseContext:
@@ -44,18 +54,18 @@ def parse_context(settings: Settings) -> ParseContext:
 
 def _credentials(settings: Settings) -> SASLCredentials | SSLCredentials | None:
     sec = settings.kafka
-    cafile = str(sec.ssl_cafile) if sec.ssl_cafile else None
+    # One TLS context for Faust and the plain aiokafka clients, with the client certificate
+    # for mutual TLS. Faust's SSLCredentials(cafile=...) cannot build one (#12: it passes
+    # purpose=None to ssl.create_default_context, a TypeError), so it gets the context.
+    context = ssl_context(settings)
     if sec.protocol == "SSL":
-        return SSLCredentials(cafile=cafile)
+        return SSLCredentials(context)
     if sec.protocol.startswith("SASL"):
-        ssl_context = None
-        if sec.protocol == "SASL_SSL":
-            ssl_context = SSLCredentials(cafile=cafile).context
         return SASLCredentials(
             username=sec.sasl_username,
             password=sec.sasl_password.get_secret_value() if sec.sasl_password else None,
             mechanism=sec.sasl_mechanism,
-            ssl_context=ssl_context,
+            ssl_context=context,
         )
     return None
 
@@ -104,7 +114,21 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     owned: set[int] = set()
 
     async def end_offsets(tps: list[TopicPartition]) -> Mapping[TopicPartition, int]:
-        ends = await app.consumer.highwaters(*(TP(tp.topic, tp.partition) for tp in tps))
+        try:
+            ends = await asyncio.wait_for(
+                app.consumer.highwaters(*(TP(tp.topic, tp.partition) for tp in tps)),
+                timeout=END_OFFSETS_TIMEOUT_S,
+            )
+        except (TimeoutError, KafkaError) as exc:
+            # Exiting is safe: state and offsets are only ever committed together (#12).
+            log.critical(
+                "Kafka at %s did not answer for end offsets (%s); exiting with code %d so "
+                "a supervisor restarts the worker",
+                settings.bootstrap_servers,
+                type(exc).__name__,
+                EXIT_BROKER_LOST,
+            )
+            os._exit(EXIT_BROKER_LOST)
         return {TopicPartition(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     pipeline = Pipeline(
@@ -177,7 +201,9 @@ def _attach_pages(
             try:
                 document = kpis_document(
                     pipeline.window_values(now),
-                    dict(request.query),
+                    # Every (name, value) pair: dict() would keep only the first of a
+                    # repeated ?window= (#12).
+                    list(request.query.items()),
                     windows=windows,
                     reference_s=now,
                     partitions=pipeline.owned() & pipeline.engines.keys(),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -23,6 +25,7 @@ from streamkpi.rules.cli import rules
 __all__ = ["main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 EXIT_USAGE = 2  # bad configuration, like click's own usage errors
 EXIT_FAILURE = 1
@@ -35,6 +38,27 @@ def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 
 def _say(message: str) -> None:
     click.echo(f"streamkpi: {message}", err=True)
+
+
+@contextlib.contextmanager
+def _quiet_kafka_logs() -> Iterator[None]:
+    """Keep aiokafka's per-connection ERROR logs off stderr during a short CLI call.
+
+    Without logging configured, Python's last-resort handler prints them before the one-line
+    error (#12: a wrong password gave two lines); that line carries the same cause.
+    """
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _run_quietly(coro: Coroutine[Any, Any, T]) -> T:
+    with _quiet_kafka_logs():
+        return asyncio.run(coro)
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -131,11 +155,12 @@ def _run_worker(settings: Settings, *, create_topics: bool) -> NoReturn:
     from streamkpi.app import create_app, new_worker
     from streamkpi.topics import TopicsError, ensure_topics
 
-    if create_topics:
-        try:
-            asyncio.run(ensure_topics(settings, progress=_say))
-        except TopicsError as exc:
-            _fail(str(exc))
+    # With --no-create-topics the partition counts are still checked (#12): a worker on an
+    # input topic with other partitions than topic_partitions would miscount silently.
+    try:
+        _run_quietly(ensure_topics(settings, progress=_say, create=create_topics))
+    except TopicsError as exc:
+        _fail(str(exc))
     app, _runtime = create_app(settings)
     _say(
         f"worker {settings.app_id} on {settings.bootstrap_servers}; metrics at "
@@ -176,7 +201,7 @@ def run(ctx: click.Context, kafka_port: int, kafka_dir: Path, web_port: int | No
         _fail(str(exc))
     worker_proc: subprocess.Popen[bytes] | None = None
     try:
-        asyncio.run(ensure_topics(settings, progress=_say))
+        _run_quietly(ensure_topics(settings, progress=_say))
         env = {**os.environ, "STREAMKPI_BOOTSTRAP_SERVERS": bootstrap}
         if web_port is not None:
             env["STREAMKPI_WEB_PORT"] = str(web_port)
@@ -290,7 +315,7 @@ def topics_create(
         topic_replication_factor=topic_replication_factor,
     )
     try:
-        created = asyncio.run(ensure_topics(settings, progress=_say))
+        created = _run_quietly(ensure_topics(settings, progress=_say))
     except TopicsError as exc:
         _fail(str(exc))
     _say(f"created {len(created)} topic(s); all {settings.topic_partitions}-partition topics ok")
@@ -308,7 +333,7 @@ def send(ctx: click.Context, topic: str, bootstrap_servers: str | None) -> None:
     settings = _settings(ctx, bootstrap_servers=bootstrap_servers)
     lines = [line.rstrip("\n").encode() for line in sys.stdin if line.strip()]
     try:
-        asyncio.run(_send(settings, topic, lines))
+        _run_quietly(_send(settings, topic, lines))
     except Exception as exc:  # aiokafka's connection errors have no common base
         _fail(f"cannot send to {topic!r} on {settings.bootstrap_servers}: {exc}")
     _say(f"sent {len(lines)} message(s) to {topic}")
@@ -322,11 +347,13 @@ async def _send(settings: Settings, topic: str, values: list[bytes]) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, **aiokafka_security(settings)
     )
-    await producer.start()
     try:
+        await producer.start()
         for value in values:
             await producer.send(topic, value)
     finally:
+        # Also after a failed start (a wrong password): an unclosed producer prints a
+        # warning after the one-line error (#12).
         await producer.stop()  # flushes what was sent
 
 

@@ -100,13 +100,24 @@ class KafkaSecurity(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
+    # Mutual TLS: the client's certificate (PEM, may include the chain) and its private key
+    # (PEM; ssl_key_password if it is encrypted). Used with SSL and SASL_SSL.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> KafkaSecurity:
         if self.protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError(f"protocol {self.protocol} needs sasl_username and sasl_password")
-        if self.ssl_cafile is not None and not self.ssl_cafile.is_file():
-            raise ValueError(f"ssl_cafile {str(self.ssl_cafile)!r} is not a readable file")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path: Path | None = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} {str(path)!r} is not a readable file")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_keyfile needs ssl_certfile (the client certificate)")
+        if self.ssl_key_password is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_key_password needs ssl_certfile and ssl_keyfile")
         return self
 
 

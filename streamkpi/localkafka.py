@@ -26,8 +26,9 @@ import time
 import uuid
 import weakref
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from types import TracebackType
@@ -40,6 +41,7 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 __all__ = [
     "DEPLOY_DIR",
     "POM_PATH",
+    "Listener",
     "LocalKafka",
     "LocalKafkaError",
     "create_topics",
@@ -248,17 +250,48 @@ def free_port(exclude: Iterable[int] = ()) -> int:
             return port
 
 
+@dataclass(frozen=True)
+class Listener:
+    """An extra client listener on 127.0.0.1, e.g. ``Listener("SASL", "SASL_PLAINTEXT", port)``."""
+
+    name: str
+    protocol: str
+    port: int
+
+
 def render_server_properties(
     *,
     port: int,
     controller_port: int,
     log_dir: Path,
     template: Path = SERVER_PROPERTIES_TEMPLATE,
+    listeners: Sequence[Listener] = (),
+    properties: Mapping[str, str] | None = None,
 ) -> str:
-    """Return server.properties for one broker+controller node on 127.0.0.1."""
-    return Template(template.read_text()).substitute(
+    """Return server.properties for one broker+controller node on 127.0.0.1.
+
+    ``listeners`` are added next to the PLAINTEXT one (which stays the inter-broker
+    listener); ``properties`` are appended and override the template's (e.g. SSL key
+    stores, ``sasl.enabled.mechanisms``, per-listener ``...sasl.jaas.config``).
+    """
+    text = Template(template.read_text()).substitute(
         port=port, controller_port=controller_port, log_dir=log_dir
     )
+    if listeners:
+        extra = {
+            "listeners": [f"{lst.name}://127.0.0.1:{lst.port}" for lst in listeners],
+            "advertised.listeners": [f"{lst.name}://127.0.0.1:{lst.port}" for lst in listeners],
+            "listener.security.protocol.map": [f"{lst.name}:{lst.protocol}" for lst in listeners],
+        }
+        lines = []
+        for line in text.splitlines():
+            key = line.split("=", 1)[0]
+            lines.append(",".join([line, *extra[key]]) if key in extra else line)
+        text = "\n".join(lines) + "\n"
+    if properties:
+        text += "\n# Extra settings of this broker\n"
+        text += "".join(f"{key}={value}\n" for key, value in properties.items())
+    return text
 
 
 def _die_with_parent() -> Callable[[], None]:
@@ -340,12 +373,23 @@ class LocalKafka:
         data_dir: Path | None = None,
         libs_dir: Path | None = None,
         heap: str = "512m",
+        listeners: Sequence[Listener] = (),
+        properties: Mapping[str, str] | None = None,
+        scram_users: Sequence[tuple[str, str, str]] = (),
     ) -> None:
-        """Pick free ports if none are given; a temp data dir is made on start if none is."""
+        """Pick free ports if none are given; a temp data dir is made on start if none is.
+
+        ``listeners`` and ``properties`` extend server.properties (see
+        :func:`render_server_properties`); ``scram_users`` are (mechanism, user, password)
+        credentials written by ``StorageTool format --add-scram`` when the dir is formatted.
+        """
         self.port = port if port is not None else free_port()
         self.controller_port = (
             controller_port if controller_port is not None else free_port(exclude={self.port})
         )
+        self.listeners = tuple(listeners)
+        self.properties = dict(properties or {})
+        self.scram_users = tuple(scram_users)
         self.heap = heap
         # Absolute, as the JVM runs in the data dir and gets these paths on its command line.
         self._libs_dir = libs_dir.resolve() if libs_dir is not None else None
@@ -361,6 +405,13 @@ class LocalKafka:
     def bootstrap_servers(self) -> str:
         """Return the ``host:port`` that clients bootstrap from."""
         return f"127.0.0.1:{self.port}"
+
+    def listener_bootstrap(self, name: str) -> str:
+        """Return the ``host:port`` of the extra listener ``name``."""
+        for listener in self.listeners:
+            if listener.name == name:
+                return f"127.0.0.1:{listener.port}"
+        raise LocalKafkaError(f"no listener {name!r} (have {[lst.name for lst in self.listeners]})")
 
     @property
     def data_dir(self) -> Path:
@@ -414,7 +465,11 @@ class LocalKafka:
         config = self.data_dir / "server.properties"
         config.write_text(
             render_server_properties(
-                port=self.port, controller_port=self.controller_port, log_dir=self.log_dir
+                port=self.port,
+                controller_port=self.controller_port,
+                log_dir=self.log_dir,
+                listeners=self.listeners,
+                properties=self.properties,
             )
         )
         if not self.formatted:
@@ -504,6 +559,8 @@ class LocalKafka:
             "--config",
             str(config),
         ]
+        for mechanism, user, password in self.scram_users:
+            command += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
         result = subprocess.run(
             command, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
         )

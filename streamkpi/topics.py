@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamkpi.config import Settings
 
-__all__ = ["TopicsError", "aiokafka_security", "ensure_topics", "source_topics"]
+__all__ = ["TopicsError", "aiokafka_security", "ensure_topics", "source_topics", "ssl_context"]
 
 _TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error codes
 _INVALID_REPLICATION_FACTOR = 38
@@ -24,9 +24,9 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
     """Return the aiokafka client keyword arguments for the configured security."""
     sec = settings.kafka
     kwargs: dict[str, Any] = {"security_protocol": sec.protocol}
-    if sec.protocol in ("SSL", "SASL_SSL"):
-        cafile = str(sec.ssl_cafile) if sec.ssl_cafile else None
-        kwargs["ssl_context"] = ssl.create_default_context(cafile=cafile)
+    context = ssl_context(settings)
+    if context is not None:
+        kwargs["ssl_context"] = context
     if sec.protocol.startswith("SASL"):
         kwargs["sasl_mechanism"] = sec.sasl_mechanism
         kwargs["sasl_plain_username"] = sec.sasl_username
@@ -34,6 +34,28 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
             sec.sasl_password.get_secret_value() if sec.sasl_password else None
         )
     return kwargs
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """Return the TLS context of the SSL and SASL_SSL protocols (None for the others).
+
+    The broker's certificate is verified against ``ssl_cafile`` (or the system CAs); with
+    ``ssl_certfile`` the client presents its own certificate (mutual TLS).
+    """
+    sec = settings.kafka
+    if sec.protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(
+        purpose=ssl.Purpose.SERVER_AUTH,
+        cafile=str(sec.ssl_cafile) if sec.ssl_cafile else None,
+    )
+    if sec.ssl_certfile is not None:
+        context.load_cert_chain(
+            str(sec.ssl_certfile),
+            str(sec.ssl_keyfile) if sec.ssl_keyfile else None,
+            sec.ssl_key_password.get_secret_value() if sec.ssl_key_password else None,
+        )
+    return context
 
 
 def source_topics(settings: Settings) -> list[str]:
@@ -55,12 +77,15 @@ async def ensure_topics(
     settings: Settings,
     *,
     progress: Callable[[str], None] = lambda _msg: None,
+    create: bool = True,
 ) -> list[str]:
     """Create missing topics with ``topic_partitions`` partitions; return the names created.
 
     Created with ``topic_replication_factor`` replicas. Existing input topics and the state
     topic must have exactly ``topic_partitions`` partitions: partition p of every input
     topic is counted by one engine whose state lives in partition p of the state topic.
+    Every existing topic is checked before any missing one is created, so a mismatch
+    leaves the cluster as it was. With ``create=False`` only the check runs (#12).
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
@@ -71,40 +96,17 @@ async def ensure_topics(
     try:
         await admin.start()
     except Exception as exc:  # aiokafka raises a zoo of types for "cannot connect"
-        raise TopicsError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+        raise TopicsError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} with protocol "
+            f"{settings.kafka.protocol} (check bootstrap_servers and the kafka.* security "
+            f"settings): {exc}"
+        ) from exc
     try:
         wanted = [*source_topics(settings), state_topic_name(settings)]
         # list_topics() asks for all topics: asking for missing ones by name could make a
         # broker with auto.create.topics.enable create them with its default partitions.
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
-        if missing:
-            replication_factor = settings.topic_replication_factor
-            progress(
-                f"creating topics {', '.join(missing)} ({settings.topic_partitions} "
-                f"partitions, replication factor {replication_factor})"
-            )
-            compacted = {state_topic_name(settings), settings.topics.snapshots}
-            response = await admin.create_topics(
-                [
-                    NewTopic(
-                        name,
-                        settings.topic_partitions,
-                        replication_factor,
-                        topic_configs=STATE_TOPIC_CONFIG if name in compacted else {},
-                    )
-                    for name in missing
-                ]
-            )
-            for name, code, *_ in response.topic_errors:
-                if code == _INVALID_REPLICATION_FACTOR:
-                    raise TopicsError(
-                        f"cannot create topic {name!r} with replication factor "
-                        f"{replication_factor}: the cluster has fewer brokers; lower "
-                        "topic_replication_factor (STREAMKPI_TOPIC_REPLICATION_FACTOR)"
-                    )
-                if code not in (0, _TOPIC_ALREADY_EXISTS):
-                    raise TopicsError(f"cannot create topic {name!r}: Kafka error code {code}")
         # Output topics are keyed by hash, not co-partitioned: any partition count will do.
         outputs = {settings.topics.dlq, settings.topics.snapshots}
         present = [name for name in wanted if name in existing and name not in outputs]
@@ -116,6 +118,42 @@ async def ensure_topics(
                         f"topic {info['topic']!r} has {count} partitions but topic_partitions is "
                         f"{settings.topic_partitions}; set STREAMKPI_TOPIC_PARTITIONS={count}"
                     )
-        return missing
+        if missing and create:
+            await _create(admin, settings, missing, progress)
+        return missing if create else []
     finally:
         await admin.close()
+
+
+async def _create(
+    admin: AIOKafkaAdminClient,
+    settings: Settings,
+    missing: list[str],
+    progress: Callable[[str], None],
+) -> None:
+    replication_factor = settings.topic_replication_factor
+    progress(
+        f"creating topics {', '.join(missing)} ({settings.topic_partitions} "
+        f"partitions, replication factor {replication_factor})"
+    )
+    compacted = {state_topic_name(settings), settings.topics.snapshots}
+    response = await admin.create_topics(
+        [
+            NewTopic(
+                name,
+                settings.topic_partitions,
+                replication_factor,
+                topic_configs=STATE_TOPIC_CONFIG if name in compacted else {},
+            )
+            for name in missing
+        ]
+    )
+    for name, code, *_ in response.topic_errors:
+        if code == _INVALID_REPLICATION_FACTOR:
+            raise TopicsError(
+                f"cannot create topic {name!r} with replication factor "
+                f"{replication_factor}: the cluster has fewer brokers; lower "
+                "topic_replication_factor (STREAMKPI_TOPIC_REPLICATION_FACTOR)"
+            )
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            raise TopicsError(f"cannot create topic {name!r}: Kafka error code {code}")

@@ -21,13 +21,18 @@ class ApiError(ValueError):
 
 def kpis_document(
     rows: Iterable[Row],
-    query: Mapping[str, str],
+    query: Mapping[str, str] | Iterable[tuple[str, str]],
     *,
     windows: tuple[str, ...],
     reference_s: float,
     partitions: Iterable[int],
 ) -> dict[str, Any]:
-    """Answer ``GET /kpis?window=&campaign=&channel=`` for this worker's partitions."""
+    """Answer ``GET /kpis?window=&campaign=&channel=`` for this worker's partitions.
+
+    ``query`` is the query string's (name, value) pairs (or a mapping): a repeated
+    parameter is refused, not silently read as its first value (#12).
+    """
+    query = _single_valued(query)
     unknown = set(query) - {"window", "campaign", "channel"}
     if unknown:
         raise ApiError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
@@ -41,6 +46,17 @@ def kpis_document(
         "reference_s": reference_s,
         **body,
     }
+
+
+def _single_valued(query: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    pairs = list(query.items()) if isinstance(query, Mapping) else list(query)
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            values = ", ".join(repr(v) for n, v in pairs if n == name)
+            raise ApiError(f"parameter {name!r} is given more than once ({values}); give it once")
+        out[name] = value
+    return out
 
 
 def snapshot_records(

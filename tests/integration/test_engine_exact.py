@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -249,6 +252,14 @@ async def test_one_worker_counts_exactly(
         # /kpis answers from the same state: exact components, ratios as the truth's.
         document = http_json(f"http://127.0.0.1:{worker.web_port}/kpis?window=24h")
         assert document["partitions"] == list(range(PARTITIONS))
+        # A repeated window is a 400 with the reason, not the first window (#12).
+        repeated = f"http://127.0.0.1:{worker.web_port}/kpis?window=5m&window=1h"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(repeated, timeout=10)
+        assert refused.value.code == 400
+        assert orjson.loads(refused.value.read()) == {
+            "error": "parameter 'window' is given more than once ('5m', '1h'); give it once"
+        }
         expected = expected_24h(stream.truth, time.time())
         truth_rows: dict[tuple[str, str], dict[str, float]] = {}
         for (component, labels), value in expected.items():
@@ -333,7 +344,11 @@ async def test_sigkilled_worker_restarts_without_loss_or_double_count(
     app_id = f"crash-{stream.run}"
     env = stream.env(kafka_broker, app_id, tmp_path)
     worker = WorkerProcess(env, tmp_path / "w.log")
-    for fraction in (0.25, 0.6):
+    # Three kills at seeded random points of the committed progress (#12), each at least
+    # 5 points after the previous one so every restart counts something before it dies.
+    rng = random.Random(12)
+    kills = [0.1 + 0.15 * i + rng.uniform(0.0, 0.1) for i in range(3)]
+    for fraction in kills:
         worker.start()
 
         async def reached(fraction: float = fraction) -> bool:

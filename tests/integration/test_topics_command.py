@@ -10,7 +10,7 @@ import uuid
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streamkpi.config import Settings
-from streamkpi.localkafka import LocalKafka
+from streamkpi.localkafka import LocalKafka, create_topics, free_port
 from streamkpi.topics import source_topics, state_topic_name
 
 
@@ -92,3 +92,39 @@ async def test_topics_create_refuses_more_replicas_than_brokers_then_creates_the
     again = _create(env)
     assert again.returncode == 0, again.stderr
     assert "created 0 topic(s)" in again.stderr
+
+
+async def test_a_mismatch_is_found_before_any_topic_is_created_and_without_create(
+    kafka_broker: LocalKafka,
+) -> None:
+    # Regression (#12): `topics create` created the missing topics before it failed on the
+    # mismatch, and `worker --no-create-topics` skipped the partition check altogether.
+    bootstrap = kafka_broker.bootstrap_servers
+    run = uuid.uuid4().hex[:8]
+    env = _env(bootstrap, run)
+    pageviews = env["STREAMKPI_TOPICS__PAGEVIEWS"]
+    await create_topics(bootstrap, [pageviews], partitions=2)
+    settings = Settings(bootstrap_servers=bootstrap, app_id=f"topics-{run}")
+    others = [
+        env[f"STREAMKPI_TOPICS__{key}"]
+        for key in ("EMAILS", "ORDERS", "ADSPEND", "SURVEYS", "DLQ", "SNAPSHOTS")
+    ] + [state_topic_name(settings)]
+    message = f"topic {pageviews!r} has 2 partitions but topic_partitions is 4"
+
+    refused = _create(env)
+    assert refused.returncode == 1, refused.stderr
+    assert message in refused.stderr
+    assert await _describe(bootstrap, others) == {}, "topics were created before the check"
+
+    worker = subprocess.run(
+        [sys.executable, "-m", "streamkpi", "worker", "--no-create-topics"],
+        env=env | {"STREAMKPI_WEB_PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=60,  # a worker that starts counting would run until this expires
+        check=False,
+    )
+    assert worker.returncode == 1, worker.stderr
+    assert message in worker.stderr
+    assert "Traceback" not in worker.stderr
+    assert await _describe(bootstrap, others) == {}

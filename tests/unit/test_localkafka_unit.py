@@ -206,3 +206,25 @@ def test_error_lines_quote_each_error_with_the_exception_under_it() -> None:
         "    org.apache.kafka.common.KafkaException: Socket server failed to bind\n"
         "[2026-01-01 00:00:02,000] ERROR Exiting Kafka (kafka.Kafka$)"
     )
+
+
+def test_extra_listeners_and_properties_extend_the_defaults() -> None:
+    plain = render_server_properties(port=1, controller_port=2, log_dir=Path("/x"))
+    text = render_server_properties(
+        port=1,
+        controller_port=2,
+        log_dir=Path("/x"),
+        listeners=[localkafka.Listener("SASL", "SASL_PLAINTEXT", 3)],
+        properties={"sasl.enabled.mechanisms": "PLAIN", "num.partitions": "2"},
+    )
+    props, defaults = _properties(text), _properties(plain)
+    assert props["listeners"] == defaults["listeners"] + ",SASL://127.0.0.1:3"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:1,SASL://127.0.0.1:3"
+    assert props["listener.security.protocol.map"] == (
+        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL:SASL_PLAINTEXT"
+    )
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    assert props["sasl.enabled.mechanisms"] == "PLAIN"
+    # Java's Properties keeps the last of a repeated key: the extra setting wins.
+    assert text.rindex("num.partitions=2") > text.index("num.partitions=4")
+    assert props.keys() >= defaults.keys()

@@ -46,6 +46,19 @@ def test_bad_queries_are_refused_with_a_reason(query: dict[str, str], message: s
     assert str(info.value) == message
 
 
+def test_a_repeated_parameter_is_refused_not_read_as_its_first_value() -> None:
+    # Regression (#12): ?window=5m&window=1h answered for 5m without a word.
+    query = [("window", "5m"), ("window", "1h")]
+    with pytest.raises(ApiError) as info:
+        kpis_document(ROWS, query, windows=WINDOWS, reference_s=0.0, partitions=[])
+    assert str(info.value) == (
+        "parameter 'window' is given more than once ('5m', '1h'); give it once"
+    )
+    # The same pairs without the repeat are answered.
+    doc = kpis_document(ROWS, query[1:], windows=WINDOWS, reference_s=0.0, partitions=[])
+    assert doc["window"] == "1h"
+
+
 def test_snapshot_records_are_keyed_by_partition_and_tombstone_vanished_keys() -> None:
     records, live = snapshot_records(3, ROWS, reference_s=5.0, previous=set())
     values = {tuple(orjson.loads(k)): v for k, v in records}
