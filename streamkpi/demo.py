@@ -387,7 +387,7 @@ class _Ports:
     show_default=True,
     help="History the generator produces first, in bulk (see `streamkpi generate --help`); "
     "'steady' (2h6m) puts every KPI of the 5m and 1h windows at its steady state before "
-    "the table shows (about 1.5 min of warm-up at --rate 50, 6 at 200, on 2 cores).",
+    "the table shows (about 1 min of warm-up at --rate 50, 6 at 200, on 2 cores).",
 )
 @click.option("--refresh", type=DURATION, default="2s", show_default=True, help="Refresh interval.")
 @click.option("--kafka-port", type=int, default=9092, show_default=True, help="Broker port.")
