@@ -121,15 +121,19 @@ async def test_demo_shows_live_kpis_and_ctrl_c_stops_every_process(
         assert gauge is not None
         assert gauge > 0
 
-        # Prometheus (installed in CI) scrapes the demo's worker.
+        # Prometheus (installed in CI) scrapes the demo's worker. It starts once the worker
+        # has caught up with the backfill (#11), so it may not be listening yet.
         def scraped() -> bool:
-            targets = http_json(f"http://127.0.0.1:{prometheus_port}/api/v1/targets")
+            try:
+                targets = http_json(f"http://127.0.0.1:{prometheus_port}/api/v1/targets")
+            except OSError:
+                return False
             return any(
                 t["scrapeUrl"] == f"http://127.0.0.1:{web_port}/metrics"
                 for t in targets["data"]["activeTargets"]
             )
 
-        await wait_for(scraped, timeout_s=30, what="the worker among Prometheus's targets")
+        await wait_for(scraped, timeout_s=90, what="the worker among Prometheus's targets")
         # Its alert rules: the shipped ones, those a traffic stop aims at with for: 1m.
         groups = http_json(f"http://127.0.0.1:{prometheus_port}/api/v1/rules?type=alert")
         pending_s = {
