@@ -44,7 +44,7 @@ from streamkpi.alerts.routing import (
 )
 from streamkpi.alerts.rules import render_alert_file
 from streamkpi.config import ConfigError, Settings, load_settings
-from streamkpi.generator.cli import DURATION, INCIDENT
+from streamkpi.generator.cli import BACKFILL, DURATION, INCIDENT, STEADY
 from streamkpi.generator.incidents import Incident, IncidentKind
 from streamkpi.kpis.spec import Labels
 from streamkpi.kpis.values import kpi_values
@@ -380,6 +380,15 @@ class _Ports:
     help="No live table: print one KPI line per refresh (for scripts and tests).",
 )
 @click.option("--duration", type=DURATION, help="Stop by itself after this long, e.g. 5m.")
+@click.option(
+    "--backfill",
+    type=BACKFILL,
+    default=STEADY,
+    show_default=True,
+    help="History the generator produces first, in bulk (see `streamkpi generate --help`); "
+    "'steady' (2h6m) puts every KPI of the 5m and 1h windows at its steady state before "
+    "the table shows (about 1 min of warm-up at --rate 50, 6 at 200, on 2 cores).",
+)
 @click.option("--refresh", type=DURATION, default="2s", show_default=True, help="Refresh interval.")
 @click.option("--kafka-port", type=int, default=9092, show_default=True, help="Broker port.")
 @click.option("--web-port", type=int, default=6066, show_default=True, help="Worker web port.")
@@ -407,6 +416,7 @@ def demo(
     incidents: tuple[Incident, ...],
     headless: bool,
     duration: float | None,
+    backfill: float,
     refresh: float,
     kafka_port: int,
     web_port: int,
@@ -424,6 +434,10 @@ def demo(
     from the worker's /kpis. Everything lives in a temporary directory, removed at the
     end; Ctrl-C stops every process.
     """
+    if not headless and not sys.stdout.isatty():
+        # No terminal (`make demo | tee log`): the live table would print nothing (#14).
+        _say("stdout is not a terminal: one KPI line per refresh (as --headless)")
+        headless = True
     ports = _Ports(kafka_port, web_port, prometheus_port, alertmanager_port)
     for name, port in vars(ports).items():
         if not 1 <= port <= 65535:
@@ -448,6 +462,7 @@ def demo(
         incidents=incidents,
         headless=headless,
         duration_s=duration,
+        backfill_s=backfill,
         refresh_s=refresh,
         with_prometheus=with_prometheus,
         alert_for_s=alert_for,
@@ -461,7 +476,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _say(message: str) -> None:
-    click.echo(f"demo: {message}", err=True)
+    # A closed pipe (`make demo 2>&1 | tee log`, tee stopped by the same Ctrl-C) must not
+    # abort the shutdown: the temp dir would be left behind (#14).
+    with contextlib.suppress(OSError):
+        click.echo(f"demo: {message}", err=True)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -478,6 +496,7 @@ class _Demo:
     incidents: tuple[Incident, ...]
     headless: bool
     duration_s: float | None
+    backfill_s: float
     refresh_s: float
     with_prometheus: bool
     alert_for_s: float | None = None
@@ -522,12 +541,15 @@ class _Demo:
             with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: keep stopping
                 children.stop_all(_say)
                 self.deliveries.stop()
-            with contextlib.suppress(KeyboardInterrupt):
-                if broker is not None:
-                    _say("stopping Kafka")
-                    broker.stop()
+            try:
+                with contextlib.suppress(KeyboardInterrupt):
+                    if broker is not None:
+                        _say("stopping Kafka")
+                        broker.stop()
+            finally:
+                # Whatever interrupted the stopping, the temp dir goes (#14).
                 shutil.rmtree(workdir, ignore_errors=True)
-                _say("stopped; nothing left running")
+            _say("stopped; nothing left running")
 
     def _start_kafka(self, workdir: Path) -> Any:
         from streamkpi.localkafka import LocalKafka, LocalKafkaError, ensure_jars
@@ -560,9 +582,6 @@ class _Demo:
         base = [sys.executable, "-m", "streamkpi"]
         if self.config_file is not None:
             base += ["--config", str(self.config_file.resolve())]
-        worker = children.start("worker", [*base, "worker", "--no-create-topics"], env)
-        _say(f"starting the worker (web {self.web_url})")
-        _wait_http(f"{self.web_url}/kpis", worker, timeout_s=120)
         argv = [
             *base,
             "generate",
@@ -571,17 +590,52 @@ class _Demo:
             "--seed",
             str(self.seed),
             "--no-create-topics",
-            # Four minutes of recent traffic at once: the 5m window is full from the start,
-            # and all of it is within the worker's default lateness (5 min), never late.
+            # A warm start (#11): the steady-state history (the longest visit -> purchase
+            # delay + the 1h alert window) first, in bulk and in event-time order, so ROAS,
+            # CPA, revenue and abandonment are at their steady state when the table shows.
             "--backfill",
-            "4m",
+            f"{self.backfill_s:g}s",
             "--progress-every",
-            "10s",
+            "5s",
         ]
         for incident in self.incidents:
             argv += ["--incident", incident.describe()]
-        children.start("generator", argv, env)
-        _say(f"starting the traffic generator ({self.rate:g} events/s)")
+        # The generator starts first: the worker then reads the backfill from the topics'
+        # start, in order. A worker started first and idle for idle_after_s would have
+        # moved its watermarks to the clock, making the older backfill late.
+        generator = children.start("generator", argv, env)
+        _say(
+            f"starting the traffic generator ({self.rate:g} events/s, "
+            f"{self.backfill_s / 60:g} min backfill)"
+        )
+        worker = children.start("worker", [*base, "worker", "--no-create-topics"], env)
+        _say(f"starting the worker (web {self.web_url})")
+        _wait_http(f"{self.web_url}/kpis", worker, timeout_s=120)
+        self._wait_caught_up(children, generator)
+
+    def _wait_caught_up(self, children: _Children, generator: _Child) -> None:
+        """Wait until the generator is live and the worker has read the backfill.
+
+        Caught up: every pageviews partition's watermark is within allowed_lateness_s + 60 s
+        of the clock (its newest event is at most a minute old).
+        """
+        limit_s = self.settings.allowed_lateness_s + 60
+        next_say_s = time.monotonic() + 5
+        while True:
+            dead = children.dead()
+            if dead is not None:
+                raise DemoError(f"{dead.name} exited with {dead.proc.returncode}:\n{dead.tail()}")
+            live = "backfill done" in generator.tail(50)
+            delays = _watermark_delays(_http(f"{self.web_url}/metrics"))
+            if live and delays and max(delays) <= limit_s:
+                return
+            if time.monotonic() >= next_say_s:
+                behind = f"{max(delays) / 60:.0f} min behind" if delays else "starting"
+                lines = [line for line in generator.tail(5).splitlines() if "backfill" in line]
+                progress = lines[-1].removeprefix("generate: ") if lines else "starting"
+                _say(f"warming up: generator {progress}; worker {behind}")
+                next_say_s = time.monotonic() + 5
+            time.sleep(0.5)
 
     def _start_monitoring(self, children: _Children, workdir: Path) -> None:
         prometheus = shutil.which("prometheus")
@@ -635,9 +689,7 @@ class _Demo:
         config = prometheus_config(base, target=f"127.0.0.1:{self.ports.web}", alertmanager=am)
         if self.alert_for_s is not None:
             # The shipped alerts, those the incidents aim at with a shorter `for`, rendered
-            # for this run. Not every alert: the revenue KPIs (ROAS, CPA) read low for the
-            # first ~40 min of any run (purchases trail their visits), a transient the
-            # configured `for` (30m-1h) sits out.
+            # for this run (the others keep their configured `for`).
             kpis, pipeline = incident_alerts(self.incidents)
             alerts = with_pending_time(
                 load_alert_config(), f"{self.alert_for_s:g}s", kpis=kpis, pipeline=pipeline
@@ -706,6 +758,20 @@ class _Demo:
                 time.sleep(self.refresh_s)
         _say(f"--duration {self.duration_s:g}s reached")
         return 0
+
+
+def _watermark_delays(body: bytes | None) -> list[float]:
+    """Return the worker's pageviews watermark delays (s) from a /metrics page."""
+    if body is None:
+        return []
+    from prometheus_client.parser import text_string_to_metric_families
+
+    delays = []
+    with contextlib.suppress(ValueError):
+        for family in text_string_to_metric_families(body.decode(errors="replace")):
+            if family.name == "streamkpi_watermark_delay_seconds":
+                delays += [s.value for s in family.samples if s.labels.get("topic") == "pageviews"]
+    return delays
 
 
 def _json(body: bytes | None) -> dict[str, Any] | None:

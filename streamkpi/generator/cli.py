@@ -12,7 +12,7 @@ import click
 from streamkpi.config import ConfigError, Settings, load_settings
 from streamkpi.generator.incidents import Incident, IncidentError, parse_duration_s, parse_incident
 
-__all__ = ["DURATION", "INCIDENT", "generate"]
+__all__ = ["BACKFILL", "DURATION", "INCIDENT", "STEADY", "generate"]
 
 EXIT_USAGE = 2
 
@@ -48,8 +48,25 @@ class _DurationType(click.ParamType):
         return seconds
 
 
+STEADY = "steady"
+
+
+class _BackfillType(_DurationType):
+    name = "DURATION|steady"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, str) and value.strip().lower() == STEADY:
+            from streamkpi.generator.live import steady_backfill_s
+
+            return float(steady_backfill_s())
+        return super().convert(value, param, ctx)
+
+
 INCIDENT = _IncidentType()
 DURATION = _DurationType()
+BACKFILL = _BackfillType()
 
 _EPILOG = """\b
 Incidents (--incident, repeatable): KIND[:campaign=NAME][:at=+DURATION][:for=DURATION][:severity=S]
@@ -114,10 +131,13 @@ Examples:
 )
 @click.option(
     "--backfill",
-    type=DURATION,
+    type=BACKFILL,
     default=None,
-    help="First produce this much traffic from before the start, at once (e.g. 4m), so "
-    "windows are full from the start; keep it below the worker's allowed_lateness_s (5m).",
+    help="First produce this much traffic from before the start, in bulk and in event-time "
+    "order (e.g. 4m), so windows are full from the start; 'steady' (2h6m): enough that "
+    "every KPI of the 5m and 1h windows is at its steady state (the longest visit -> "
+    "purchase delay + 1h). A worker that has already seen newer events, or idled 30s, "
+    "counts only the last allowed_lateness_s (5m) of it; the rest is late.",
 )
 @click.option("--bootstrap-servers", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers.")
 @click.option(
@@ -188,6 +208,12 @@ def generate(
         )
         for incident in incidents:
             say(f"incident {incident.describe()}")
+        if config.backfill_s > settings.allowed_lateness_s:
+            say(
+                f"note: the backfill ({config.backfill_s:g}s) is longer than "
+                f"allowed_lateness_s ({settings.allowed_lateness_s}s): only a worker that "
+                "has not yet seen newer events (fresh topics) counts all of it"
+            )
         await produce_live(
             settings,
             config,

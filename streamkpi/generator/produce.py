@@ -12,10 +12,14 @@ from streamkpi.config import Settings
 from streamkpi.events import Kind
 from streamkpi.generator.live import LiveConfig, LiveGenerator
 from streamkpi.generator.progress import Progress, pace_sleep_s
+from streamkpi.generator.stream import Record
 
-__all__ = ["TICK_S", "produce_live"]
+__all__ = ["BACKFILL_STEP_S", "TICK_S", "produce_live"]
 
 TICK_S = 0.1  # events due within a tick go out together: event time is now to within 100 ms
+# The backfill goes out in slices of this much event time, in event-time order, each
+# slice sent in bulk (not paced), so memory holds one slice, not the whole backfill.
+BACKFILL_STEP_S = 60.0
 
 
 async def produce_live(
@@ -41,7 +45,6 @@ async def produce_live(
     topics = {kind: getattr(settings.topics, kind.value) for kind in Kind}
     start_s = clock()
     generator = LiveGenerator(config, start_s, duration_s)
-    progress = Progress(start_s)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         linger_ms=20,
@@ -49,7 +52,16 @@ async def produce_live(
         **aiokafka_security(settings),
     )
     await producer.start()
-    next_report_s = start_s + report_every_s
+    try:
+        if config.backfill_s > 0:
+            await _backfill(generator, producer, topics, stop, report, report_every_s, clock)
+    except BaseException:
+        await producer.stop()
+        raise
+    # The live part's totals (the backfill reported its own): from the start, whose events
+    # the first live advance releases together with those due while the backfill went out.
+    progress = Progress(start_s)
+    next_report_s = clock() + report_every_s
     behind_s = 0.0
 
     def status(now_s: float) -> str:
@@ -65,18 +77,7 @@ async def produce_live(
         while not stop.is_set():
             tick_s = clock()
             records = generator.advance(tick_s)
-            deliveries: list[asyncio.Future[Any]] = []
-            for record in records:
-                deliveries.append(
-                    await producer.send(
-                        topics[record.kind],
-                        record.value,
-                        key=record.key,
-                        partition=record.partition,
-                    )
-                )
-            if deliveries:
-                await asyncio.gather(*deliveries)  # backpressure: never run ahead of the broker
+            await _send_all(producer, topics, records)
             progress.add(r.kind for r in records)
             now_s = clock()
             behind_s = now_s - tick_s
@@ -94,3 +95,50 @@ async def produce_live(
         await producer.stop()  # flushes what was sent
     report("done: " + status(clock()))
     return progress
+
+
+async def _send_all(producer: Any, topics: dict[Kind, str], records: list[Record]) -> None:
+    deliveries: list[asyncio.Future[Any]] = []
+    for record in records:
+        deliveries.append(
+            await producer.send(
+                topics[record.kind], record.value, key=record.key, partition=record.partition
+            )
+        )
+    if deliveries:
+        await asyncio.gather(*deliveries)  # backpressure: never run ahead of the broker
+
+
+async def _backfill(
+    generator: LiveGenerator,
+    producer: Any,
+    topics: dict[Kind, str],
+    stop: asyncio.Event,
+    report: Callable[[str], None],
+    report_every_s: float,
+    clock: Callable[[], float],
+) -> None:
+    """Produce the events before the start at once, in event-time order, with progress."""
+    start_s = generator.origin_s
+    first_s = generator.first_ms / 1000
+    total_s = start_s - first_s
+    began_s = clock()
+    next_report_s = began_s + report_every_s
+    sent = 0
+    report(f"backfill: producing {total_s / 60:.0f} min of traffic before now, in bulk")
+    upto_s = first_s
+    while upto_s < start_s and not stop.is_set():
+        upto_s = min(start_s, upto_s + BACKFILL_STEP_S)
+        records = generator.advance(upto_s)
+        await _send_all(producer, topics, records)
+        sent += len(records)
+        now_s = clock()
+        if now_s >= next_report_s and upto_s < start_s:
+            done = (upto_s - first_s) / total_s
+            report(
+                f"backfill: {100 * done:.0f}% ({(upto_s - first_s) / 60:.0f} of "
+                f"{total_s / 60:.0f} min), {sent:,} events, {sent / (now_s - began_s):,.0f}/s"
+            )
+            next_report_s = now_s + report_every_s
+    took_s = clock() - began_s
+    report(f"backfill done: {sent:,} events in {took_s:.1f}s; now live")

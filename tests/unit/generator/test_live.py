@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from decimal import Decimal
 from functools import cache
 
@@ -15,9 +16,19 @@ import pytest
 
 from streamkpi.events import Kind
 from streamkpi.generator import Record, Truth, TruthParams, ground_truth
+from streamkpi.generator.cli import BACKFILL
 from streamkpi.generator.incidents import parse_incident
-from streamkpi.generator.live import CAMPAIGNS, LiveConfig, LiveGenerator, daily_rhythm
+from streamkpi.generator.live import (
+    CAMPAIGNS,
+    LiveConfig,
+    LiveGenerator,
+    daily_rhythm,
+    longest_funnel_delay_s,
+    steady_backfill_s,
+)
+from streamkpi.generator.produce import BACKFILL_STEP_S
 from streamkpi.generator.progress import Progress, pace_sleep_s
+from streamkpi.generator.stream import GenConfig, Sim
 
 ORIGIN_S = 1_764_158_400.0  # 2025-11-26T12:00:00Z
 RUN_S = 1500.0
@@ -111,6 +122,77 @@ def test_backfill_produces_the_recent_past_at_once() -> None:
     assert min(times) >= ORIGIN_S - 240
     assert min(times) < ORIGIN_S - 230  # it does reach back that far
     assert len(first) > 0.5 * 240 * BASE.rate  # visits ramp up over the first minutes
+
+
+def test_the_steady_backfill_is_the_longest_funnel_delay_plus_the_alert_window() -> None:
+    # 8 pages: 7 gaps of up to 180 s, 8 engagements of up to 20 s, 3 key events up to
+    # 30 s apart, then the purchase up to 40 min after the cart; + the 1h alert window.
+    assert longest_funnel_delay_s() == 7 * 180 + 8 * 20 + 3 * 30 + 2400
+    assert steady_backfill_s() == 126 * 60  # 7510 s, rounded up to the minute
+    assert BACKFILL.convert("steady", None, None) == 126 * 60
+    assert BACKFILL.convert("4m", None, None) == 240
+
+
+def test_no_purchase_comes_later_than_the_longest_funnel_delay() -> None:
+    # The bound is read off the builders' delays; measured here on many visits of every
+    # campaign, from the landing hit to the last order event of the visit's episode.
+    generator = LiveGenerator(BASE, ORIGIN_S)
+    sim = Sim(GenConfig(seed=9, start_s=0, duration_s=1e9, disorder_s=0), random.Random(9))
+    longest_ms = 0
+    for campaign in CAMPAIGNS:
+        for index in range(3000):
+            before = len(sim.events)
+            source = campaign.sources[index % len(campaign.sources)]
+            generator._visit_and_shop(sim, f"x{index}", 0, campaign, source)
+            purchases = [e.ts_ms for e in sim.events[before:] if e.fields.get("type") == "purchase"]
+            longest_ms = max([longest_ms, *purchases])
+    assert 0.6 * longest_funnel_delay_s() < longest_ms / 1000 <= longest_funnel_delay_s()
+
+
+@cache
+def steady_backfill_truth() -> tuple[Truth, float]:
+    config = dataclasses.replace(BASE, rate=20.0, backfill_s=steady_backfill_s())
+    generator = LiveGenerator(config, ORIGIN_S)
+    records: list[Record] = []
+    t = generator.first_ms / 1000
+    while t < ORIGIN_S:  # as produce_live sends it: slices of event time, in order
+        t = min(ORIGIN_S, t + BACKFILL_STEP_S)
+        records += generator.advance(t)
+    return ground_truth(records, TruthParams(now_s=ORIGIN_S)), generator.first_ms / 1000
+
+
+def _revenue_over_target(truth: Truth, start_s: float, end_s: float) -> float:
+    """Revenue of the paid campaigns / what their ad spend buys at their target ROAS."""
+    revenue = expected = 0.0
+    for campaign in CAMPAIGNS:
+        if campaign.roas is None:
+            continue
+        revenue += total(truth, "revenue", campaign.name, start_s, end_s)
+        expected += campaign.roas * total(truth, "ad_spend", campaign.name, start_s, end_s)
+    return revenue / expected
+
+
+def test_the_steady_backfill_is_in_order_and_warm_when_the_live_stream_starts() -> None:
+    truth, first_s = steady_backfill_truth()
+    # In event-time order: a worker with default settings finds none of it late.
+    for kind in Kind:
+        assert truth.outcomes[(kind.value, "late")] == 0, kind
+        assert truth.outcomes[(kind.value, "accepted")] > 0, kind
+    # Warm: in the 1h and 5m windows ending at the start, the paid campaigns' revenue is
+    # what their ad spend was calibrated for (purchases of earlier visits included) ...
+    assert 0.8 < _revenue_over_target(truth, -3600, 0) < 1.2
+    assert 0.5 < _revenue_over_target(truth, -300, 0) < 1.5
+    # ... unlike the first minutes of the backfill, whose visits' purchases trail them
+    # (what a cold start showed: ROAS alerts pending from minute 1).
+    assert _revenue_over_target(truth, first_s - ORIGIN_S, first_s - ORIGIN_S + 600) < 0.4
+    # Opens: 27 % of the delivered e-mails get a human open (emit_mailing); in the last
+    # hour the open rate is that, opens of sends hours earlier included (the warm-up).
+    last = ratio(truth, "email_unique_opens", "emails_delivered", None, -3600, 0)
+    assert 0.23 < last < 0.31
+    # Never cold, even at the backfill's first minutes (it reads high there: repeat opens
+    # of warm-up sends, whose first open was not produced, count as first opens).
+    first = ratio(truth, "email_unique_opens", "emails_delivered", None, -7560, -6960)
+    assert first > 0.2
 
 
 def test_campaigns_have_different_funnels() -> None:
