@@ -169,6 +169,8 @@ class Settings(BaseSettings):
     churn_after_s: int = Field(default=90 * 86_400, ge=60)
     abandon_after_s: int = Field(default=1800, ge=60)
     lead_events: tuple[str, ...] = ("signup",)
+    # The key-event name that makes a session count as converted (conversion_rate).
+    purchase_event: str = Field(default="purchase", min_length=1, max_length=200)
     # How often state, offsets and dead letters are committed (one Kafka transaction).
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=60)
     # How often KPI snapshots go to topics.snapshots (with the next checkpoint).

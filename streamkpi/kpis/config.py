@@ -36,6 +36,7 @@ class EngineConfig:
     churn_after_s: int = 90 * 86_400
     abandon_after_s: int = 1800
     lead_events: frozenset[str] = frozenset({"signup"})
+    purchase_event: str = "purchase"
     max_campaigns: int = 50
     max_pages: int = 50
     campaign_allowlist: frozenset[str] = frozenset()
@@ -96,6 +97,7 @@ class EngineConfig:
             churn_after_s=settings.churn_after_s,
             abandon_after_s=settings.abandon_after_s,
             lead_events=frozenset(settings.lead_events),
+            purchase_event=settings.purchase_event,
             max_campaigns=settings.labels.max_campaigns,
             max_pages=settings.labels.max_pages,
             campaign_allowlist=frozenset(settings.labels.campaign_allowlist),

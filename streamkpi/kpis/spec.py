@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from streamkpi.kpis.config import EngineConfig
 
 __all__ = [
     "COMPONENTS",
@@ -21,6 +25,7 @@ __all__ = [
     "Labels",
     "Unit",
     "component",
+    "detection_delay_s",
     "kpi",
 ]
 
@@ -42,6 +47,8 @@ class Unit(StrEnum):
     number = "number"  # a plain count of things
     currency = "currency"  # the reporting currency
     ratio = "ratio"  # 0..1, shown as percent
+    percent = "percent"  # a ratio that may leave 0..1 (ROI), shown as percent
+    multiple = "multiple"  # a factor (ROAS), shown as "2.1x"
     score = "score"  # NPS, -100..+100
 
 
@@ -91,11 +98,28 @@ class Kpi:
     subtract: tuple[str, ...] = ()  # ROI's "- spend", NPS's "- detractors"
     scale: float = 1.0
     labels: Labels = Labels.campaign_channel
+    # When a member of the population is counted (README's KPI table, "attribution").
+    attribution: str = "each event at its ts"
+    # EngineConfig fields whose sum is the detection delay: how long after a change in
+    # behaviour the short window fully reflects it (see detection_delay_s).
+    delay: tuple[str, ...] = ()
+    # True when a window's value still rises after the window (a delivery cohort).
+    provisional: bool = False
+    # The component whose short-window sum is the population an alert's min_volume
+    # guards; default: the first denominator component.
+    volume_component: str | None = None
 
     @property
     def is_ratio(self) -> bool:
         """Say whether the KPI divides by a denominator."""
         return bool(self.denominator)
+
+    @property
+    def volume(self) -> str:
+        """Return the component that measures the KPI's population (or its value)."""
+        if self.volume_component is not None:
+            return self.volume_component
+        return self.denominator[0] if self.denominator else self.numerator[0]
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -110,15 +134,44 @@ COMPONENTS: tuple[Component, ...] = (
     Component("new_visitors", Unit.number, "Sessions of visitors not seen before."),
     Component("leads", Unit.number, "Lead key events (name in lead_events, default signup)."),
     # engagement
-    Component("converted_sessions", Unit.number, "Sessions with a key event or a purchase."),
+    Component(
+        "engaged_sessions",
+        Unit.number,
+        "Sessions becoming engaged (2 pageviews, 10 s engaged or a key event), at that event.",
+    ),
     Component(
         "bounced_sessions",
         Unit.number,
-        "Sessions not (yet) engaged: < 2 pageviews, < 10 s engaged, no key event.",
+        "Sessions that ended without engaging, at their end (last event + session gap).",
     ),
-    Component("landing_sessions", Unit.number, "Sessions by landing page.", Labels.page),
     Component(
-        "landing_bounced_sessions", Unit.number, "Bounced sessions by landing page.", Labels.page
+        "converted_sessions",
+        Unit.number,
+        "Sessions with a purchase key event (purchase_event), at the first one.",
+    ),
+    Component(
+        "unconverted_sessions",
+        Unit.number,
+        "Sessions that ended without a purchase key event, at their end.",
+    ),
+    Component("key_event_sessions", Unit.number, "Sessions with a key event, at the first one."),
+    Component(
+        "sessions_without_key_event",
+        Unit.number,
+        "Sessions that ended without a key event, at their end.",
+    ),
+    Component("landing_sessions", Unit.number, "Sessions started, by landing page.", Labels.page),
+    Component(
+        "landing_engaged_sessions",
+        Unit.number,
+        "Engaged sessions by landing page, at engagement.",
+        Labels.page,
+    ),
+    Component(
+        "landing_bounced_sessions",
+        Unit.number,
+        "Bounced sessions by landing page, at session end.",
+        Labels.page,
     ),
     # retention
     Component("purchases", Unit.number, "Purchase events."),
@@ -140,13 +193,23 @@ COMPONENTS: tuple[Component, ...] = (
     Component("emails_sent", Unit.number, "E-mails sent."),
     Component("emails_delivered", Unit.number, "E-mails delivered."),
     Component("emails_bounced", Unit.number, "E-mails bounced (hard or soft)."),
-    Component("email_unique_opens", Unit.number, "First human open per recipient and campaign."),
+    Component(
+        "email_unique_opens",
+        Unit.number,
+        "First human open (or click) per recipient and campaign, provisional: in the bucket"
+        " of the first delivery.",
+    ),
     Component(
         "email_machine_opens",
         Unit.number,
-        "First privacy-proxy (machine) open per recipient and campaign.",
+        "First privacy-proxy (machine) open per recipient and campaign, provisional: in the"
+        " bucket of the first delivery.",
     ),
-    Component("email_unique_clicks", Unit.number, "First click per recipient and campaign."),
+    Component(
+        "email_unique_clicks",
+        Unit.number,
+        "First click per recipient and campaign, provisional: in the bucket of the first delivery.",
+    ),
     Component("email_unsubscribes", Unit.number, "Unsubscribe events."),
     Component("email_complaints", Unit.number, "Spam complaints."),
     # e-commerce
@@ -154,11 +217,20 @@ COMPONENTS: tuple[Component, ...] = (
     Component("refunds", Unit.number, "Refund events."),
     Component("refunded_revenue", Unit.currency, "Refunded amounts in the reporting currency."),
     Component("carts_created", Unit.number, "Carts created (unique cart_id)."),
-    Component("carts_abandoned", Unit.number, "Carts with no purchase within abandon_after."),
+    Component(
+        "carts_abandoned",
+        Unit.number,
+        "Carts with no purchase within abandon_after, at that deadline (+ allowed lateness).",
+    ),
+    Component("carts_purchased", Unit.number, "Open carts bought, at the purchase."),
     # paid
     Component("ad_spend", Unit.currency, "Ad spend in the reporting currency."),
     Component("conversions", Unit.number, "Purchases plus lead key events."),
 )
+
+# A session's outcome is decided when the watermark reaches its end (README).
+_SESSION_END: Final = ("session_gap_s", "allowed_lateness_s")
+_COHORT: Final = "in the bucket of the e-mail's first delivery (provisional)"
 
 KPIS: tuple[Kpi, ...] = (
     Kpi(
@@ -184,18 +256,36 @@ KPIS: tuple[Kpi, ...] = (
         Category.engagement,
         Unit.ratio,
         Direction.up,
-        "Sessions with a conversion / sessions.",
+        "Purchase conversion: sessions with a purchase key event / sessions decided.",
         ("converted_sessions",),
-        ("sessions",),
+        ("converted_sessions", "unconverted_sessions"),
+        attribution="converted at the purchase key event, unconverted at session end",
+        delay=_SESSION_END,
+        volume_component="sessions",
+    ),
+    Kpi(
+        "key_event_rate",
+        Category.engagement,
+        Unit.ratio,
+        Direction.up,
+        "Sessions with any key event (signup, add to cart...) / sessions decided.",
+        ("key_event_sessions",),
+        ("key_event_sessions", "sessions_without_key_event"),
+        attribution="at the first key event, or at session end without one",
+        delay=_SESSION_END,
+        volume_component="sessions",
     ),
     Kpi(
         "bounce_rate",
         Category.engagement,
         Unit.ratio,
         Direction.down,
-        "Non-engaged sessions / sessions.",
+        "Sessions ended without engaging / sessions decided.",
         ("bounced_sessions",),
-        ("sessions",),
+        ("bounced_sessions", "engaged_sessions"),
+        attribution="engaged when it engages, bounced at session end",
+        delay=_SESSION_END,
+        volume_component="sessions",
     ),
     Kpi(
         "landing_bounce_rate",
@@ -204,8 +294,11 @@ KPIS: tuple[Kpi, ...] = (
         Direction.down,
         "Bounce rate by landing page.",
         ("landing_bounced_sessions",),
-        ("landing_sessions",),
+        ("landing_bounced_sessions", "landing_engaged_sessions"),
         labels=Labels.page,
+        attribution="engaged when it engages, bounced at session end",
+        delay=_SESSION_END,
+        volume_component="landing_sessions",
     ),
     Kpi(
         "repeat_customer_rate",
@@ -224,6 +317,8 @@ KPIS: tuple[Kpi, ...] = (
         "Customers lost in the window / customers active at its start.",
         ("churned_customers",),
         ("active_customers",),
+        attribution="churned when churn_after passes without a purchase",
+        delay=("churn_after_s",),
     ),
     Kpi(
         "nps",
@@ -244,6 +339,8 @@ KPIS: tuple[Kpi, ...] = (
         "Unique human opens / delivered.",
         ("email_unique_opens",),
         ("emails_delivered",),
+        attribution=_COHORT,
+        provisional=True,
     ),
     Kpi(
         "machine_open_rate",
@@ -253,6 +350,8 @@ KPIS: tuple[Kpi, ...] = (
         "Unique machine (privacy-proxy) opens / delivered, reported apart from open rate.",
         ("email_machine_opens",),
         ("emails_delivered",),
+        attribution=_COHORT,
+        provisional=True,
     ),
     Kpi(
         "click_rate",
@@ -262,6 +361,8 @@ KPIS: tuple[Kpi, ...] = (
         "Unique clicks / delivered.",
         ("email_unique_clicks",),
         ("emails_delivered",),
+        attribution=_COHORT,
+        provisional=True,
     ),
     Kpi(
         "click_to_open_rate",
@@ -271,15 +372,19 @@ KPIS: tuple[Kpi, ...] = (
         "Unique clicks / unique human opens.",
         ("email_unique_clicks",),
         ("email_unique_opens",),
+        attribution=_COHORT,
+        provisional=True,
     ),
     Kpi(
         "deliverability",
         Category.emailing,
         Unit.ratio,
         Direction.up,
-        "Delivered / sent.",
+        "Delivered / (delivered + bounced).",
         ("emails_delivered",),
-        ("emails_sent",),
+        ("emails_delivered", "emails_bounced"),
+        attribution="at the delivered or bounced event",
+        volume_component="emails_sent",
     ),
     Kpi(
         "average_order_value",
@@ -295,9 +400,12 @@ KPIS: tuple[Kpi, ...] = (
         Category.ecommerce,
         Unit.ratio,
         Direction.down,
-        "Carts not purchased within abandon_after / carts created.",
+        "Carts abandoned / carts decided (abandoned or bought).",
         ("carts_abandoned",),
-        ("carts_created",),
+        ("carts_abandoned", "carts_purchased"),
+        attribution="bought at the purchase, abandoned when abandon_after passes",
+        delay=("abandon_after_s", "allowed_lateness_s"),
+        volume_component="carts_created",
     ),
     Kpi(
         "cpa",
@@ -311,7 +419,7 @@ KPIS: tuple[Kpi, ...] = (
     Kpi(
         "roas",
         Category.paid,
-        Unit.ratio,
+        Unit.multiple,
         Direction.up,
         "Return on ad spend: revenue / ad spend.",
         ("revenue",),
@@ -320,7 +428,7 @@ KPIS: tuple[Kpi, ...] = (
     Kpi(
         "roi",
         Category.paid,
-        Unit.ratio,
+        Unit.percent,
         Direction.up,
         "Return on investment: (revenue - ad spend) / ad spend.",
         ("revenue",),
@@ -341,3 +449,8 @@ def component(name: str) -> Component:
 def kpi(name: str) -> Kpi:
     """Return the KPI called ``name``."""
     return _KPIS_BY_NAME[name]
+
+
+def detection_delay_s(kpi: Kpi, config: EngineConfig) -> int:
+    """Return how long after a change in behaviour ``kpi``'s short window fully shows it."""
+    return sum(int(getattr(config, name)) for name in kpi.delay)
