@@ -10,7 +10,7 @@ is the source partition already). Kinds of keys, by prefix:
 ``l|c|<campaign>``, ``l|p|<page>``     an admitted label value -> admission ordinal
 ``b|["<family>",<bucket>,<labels>..]`` a bucket cell: ``{component: value}`` (non-zero)
 ``v|<visitor_id>``                     ``[last_seen_ts, session or null]``
-``e|["<recipient>","<campaign>"]``     an e-mail pair: ``[latest_ts, flags]``
+``e|["<recipient>","<campaign>"]``     an e-mail pair: ``[latest_ts, flags, delivered]``
 ``c|<customer_id>``                    ``[last_purchase_ts, activation labels, carts]``
 ``d|<kind>|<slot>|<n>``                chunk n of the event ids accepted in a ts slot
 =====================================  ===============================================
@@ -36,7 +36,7 @@ __all__ = [
     "text_key",
 ]
 
-SCHEMA: Final = 1
+SCHEMA: Final = 2  # 2: e-mail pairs keep their first delivery; session flags (#11)
 
 META: Final = b"m|"
 WATERMARK: Final = b"w|"

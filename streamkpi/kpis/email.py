@@ -1,8 +1,11 @@
 """E-mails: event counts and first opens/clicks per (recipient, campaign) (README, "E-mails").
 
-A pair remembers which firsts it has counted and the latest ts of any of its events. An
-event arriving more than ``email_memory_s`` after that latest ts finds the memory
-forgotten; the pair is dropped once the watermark passes latest + ``email_memory_s``.
+A pair remembers which firsts it has seen, the ts of its first delivery and the latest ts
+of any of its events. First opens and clicks are counted in the bucket of the pair's
+first delivery (#11: a delivery cohort, so an open rate never exceeds 1 whatever the
+window); seen before any delivery, they wait for it. An event arriving more than
+``email_memory_s`` after the latest ts finds the memory forgotten; the pair is dropped
+once the watermark passes latest + ``email_memory_s``.
 """
 
 from __future__ import annotations
@@ -51,15 +54,23 @@ CLICKED: Final = 4
 PairKey = tuple[str, str]  # (recipient_id, campaign as sent, before the label cap)
 
 
+_FIRSTS: Final = (
+    (OPENED, _UNIQUE_OPENS),
+    (MACHINE_OPENED, _MACHINE_OPENS),
+    (CLICKED, _UNIQUE_CLICKS),
+)
+
+
 class Pair:
-    """What one (recipient, campaign) has been counted for, and its latest event ts."""
+    """What one (recipient, campaign) has seen, its first delivery and its latest event ts."""
 
-    __slots__ = ("flags", "latest")
+    __slots__ = ("delivered", "flags", "latest")
 
-    def __init__(self, latest: float, flags: int = 0) -> None:
+    def __init__(self, latest: float, flags: int = 0, delivered: float | None = None) -> None:
         """Remember a pair."""
         self.latest = latest
-        self.flags = flags
+        self.flags = flags  # the firsts seen (counted once ``delivered`` is known)
+        self.delivered = delivered  # ts of the first delivery
 
 
 class Emails:
@@ -90,28 +101,42 @@ class Emails:
         else:
             if ts > pair.latest + self._memory_s:
                 pair.flags = 0  # forgotten
+                pair.delivered = None
             if ts > pair.latest:
                 pair.latest = ts
         self.dirty[key] = None
         gid = self._cc.gid((self._campaigns.resolve(event.campaign), "email"))
         kind = event.type
         pos = _PLAIN.get(kind)
-        if pos is None:
-            if kind == "opened":
-                flag, pos = (
-                    (MACHINE_OPENED, _MACHINE_OPENS)
-                    if event.machine_open
-                    else (OPENED, _UNIQUE_OPENS)
-                )
-            else:  # clicked
-                flag, pos = CLICKED, _UNIQUE_CLICKS
-            if pair.flags & flag:
-                return
-            pair.flags |= flag
-        cell = self._store.cell(self._family, int(ts // self._bucket_s) * self._bucket_s, gid)
+        bucket_s = self._bucket_s
+        if pos is not None:
+            cell = self._store.cell(self._family, int(ts // bucket_s) * bucket_s, gid)
+            if cell is not None:
+                values, at = cell
+                values[at + pos] += 1
+                if kind == "delivered" and pair.delivered is None:
+                    pair.delivered = ts
+                    for flag, first in _FIRSTS:  # the firsts seen before the delivery
+                        if pair.flags & flag:
+                            values[at + first] += 1
+            elif kind == "delivered" and pair.delivered is None:
+                pair.delivered = ts
+            return
+        if kind == "opened":
+            new = (MACHINE_OPENED if event.machine_open else OPENED) & ~pair.flags
+        else:  # clicked: a click proves a human open (images blocked)
+            new = (CLICKED | OPENED) & ~pair.flags
+        if not new:
+            return
+        pair.flags |= new
+        if pair.delivered is None:
+            return  # counted with the first delivery
+        cell = self._store.cell(self._family, int(pair.delivered // bucket_s) * bucket_s, gid)
         if cell is not None:
             values, at = cell
-            values[at + pos] += 1
+            for flag, first in _FIRSTS:
+                if new & flag:
+                    values[at + first] += 1
 
     def fire(self, wm: float) -> None:
         """Drop the pairs forgotten at watermark ``wm``."""
@@ -144,15 +169,17 @@ class Emails:
             out.append(
                 (
                     codec.json_key(codec.PAIR, list(key)),
-                    None if pair is None else codec.dumps([pair.latest, pair.flags]),
+                    None
+                    if pair is None
+                    else codec.dumps([pair.latest, pair.flags, pair.delivered]),
                 )
             )
 
     def load(self, key_rest: bytes, value: bytes) -> None:
         """Restore one pair entry (key without its ``e|`` prefix)."""
         recipient, campaign = codec.loads(key_rest)
-        latest, flags = codec.loads(value)
-        self.pairs[(recipient, campaign)] = Pair(latest, flags)
+        latest, flags, delivered = codec.loads(value)
+        self.pairs[(recipient, campaign)] = Pair(latest, flags, delivered)
 
     def rebuild_timers(self) -> None:
         """File every restored pair in the wheel."""

@@ -2,10 +2,11 @@
 
 State per customer: the ts of their latest purchase (``returning_purchases`` look-back
 and churn time), the labels they were activated with while active, and their open carts.
-Cart abandonment and churn write counts when they fire, so they run on exact heaps: one
-entry per open cart (popped at its deadline), and one per active customer (churn time
-only moves later, so a popped entry that is early files the customer again). The
-look-back memory only bounds state and uses a timer wheel.
+Cart abandonment and churn write counts when they fire (abandonment in the bucket of that
+decision, #11), so they run on exact heaps: one entry per open cart (popped at its
+deadline), and one per active customer (churn time only moves later, so a popped entry
+that is early files the customer again). The look-back memory only bounds state and uses
+a timer wheel.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ ORDERS: Final = Family(
         "refunded_revenue",
         "carts_created",
         "carts_abandoned",
+        "carts_purchased",
     ),
 )
 _PURCHASES: Final = ORDERS.pos("purchases")
@@ -49,6 +51,7 @@ _REFUNDS: Final = ORDERS.pos("refunds")
 _REFUNDED: Final = ORDERS.pos("refunded_revenue")
 _CARTS_CREATED: Final = ORDERS.pos("carts_created")
 _CARTS_ABANDONED: Final = ORDERS.pos("carts_abandoned")
+_CARTS_PURCHASED: Final = ORDERS.pos("carts_purchased")
 
 _ZERO: Final = Decimal(0)
 
@@ -81,6 +84,7 @@ class Orders:
         self._memory_s = config.customer_memory_s
         self._churn_s = config.churn_after_s
         self._abandon_s = config.abandon_after_s
+        self._lateness_s = config.allowed_lateness_s
         self._campaigns = campaigns
         self._cc = cc
         self.customers: dict[str, Customer] = {}
@@ -156,11 +160,15 @@ class Orders:
         carts = customer.carts
         if carts:
             cart_id = event.cart_id
-            for open_id, (cart_ts, _) in list(carts.items()):
+            for open_id, (cart_ts, cart_gid) in list(carts.items()):
                 if (not cart_id or cart_id == open_id) and (
                     cart_ts <= ts < cart_ts + self._abandon_s
                 ):
-                    del carts[open_id]  # bought
+                    del carts[open_id]  # bought: decided now (#11)
+                    bought = self._store.cell(self._family, start, cart_gid)
+                    if bought is not None:
+                        values, at = bought
+                        values[at + _CARTS_PURCHASED] += 1
             if not carts:
                 customer.carts = None
         self.dirty[customer_id] = None
@@ -201,7 +209,9 @@ class Orders:
         del carts[cart_id]
         if not carts:
             customer.carts = None
-        start = int(cart_ts // self._bucket_s) * self._bucket_s
+        # Decided when the watermark reaches the deadline: dated at the stream time that
+        # happens (deadline + lateness), so the short windows see it (#11).
+        start = int((deadline + self._lateness_s) // self._bucket_s) * self._bucket_s
         cell = self._store.cell(self._family, start, cart_gid)
         if cell is not None:
             values, at = cell

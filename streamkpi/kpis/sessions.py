@@ -1,10 +1,13 @@
 """Pageviews: sessions and what hangs off them (README, "Pageviews: sessions ...").
 
 State per visitor: the ts of their latest event (for ``new_visitors``, forgotten once the
-watermark passes it + ``visitor_memory_s``) and their open session. A session ends when
-the pageviews watermark reaches ``last + session_gap_s``; ending writes nothing (a bounce
-is counted at the start and taken back at engagement), so the rules test the end time
-themselves and a timer wheel only drops ended sessions from memory.
+watermark passes it + ``visitor_memory_s``) and their open session. Every outcome of a
+session is counted once, when it is decided (#11): engaged / key event / converted at
+the event that decides it; bounced / without key event / unconverted when the session
+ends (the pageviews watermark reaches ``last + session_gap_s``: dated ``last + gap +
+allowed_lateness_s``, the stream time at which that happens) or is replaced by a new
+session (dated at the replacing event). A timer wheel files sessions by end; it fires a
+slot after the end, so ``apply`` tests the end time itself as well.
 """
 
 from __future__ import annotations
@@ -27,26 +30,38 @@ PAGEVIEWS: Final = Family(
         "pageviews",
         "sessions",
         "new_visitors",
+        "engaged_sessions",
         "bounced_sessions",
         "converted_sessions",
+        "unconverted_sessions",
+        "key_event_sessions",
+        "sessions_without_key_event",
         "leads",
         "conversions",
     ),
 )
-LANDING: Final = Family("lp", ("landing_sessions", "landing_bounced_sessions"))
+LANDING: Final = Family(
+    "lp", ("landing_sessions", "landing_engaged_sessions", "landing_bounced_sessions")
+)
 
 _PAGEVIEWS: Final = PAGEVIEWS.pos("pageviews")
 _SESSIONS: Final = PAGEVIEWS.pos("sessions")
 _NEW_VISITORS: Final = PAGEVIEWS.pos("new_visitors")
+_ENGAGED: Final = PAGEVIEWS.pos("engaged_sessions")
 _BOUNCED: Final = PAGEVIEWS.pos("bounced_sessions")
 _CONVERTED: Final = PAGEVIEWS.pos("converted_sessions")
+_UNCONVERTED: Final = PAGEVIEWS.pos("unconverted_sessions")
+_KEY_EVENT: Final = PAGEVIEWS.pos("key_event_sessions")
+_NO_KEY_EVENT: Final = PAGEVIEWS.pos("sessions_without_key_event")
 _LEADS: Final = PAGEVIEWS.pos("leads")
 _CONVERSIONS: Final = PAGEVIEWS.pos("conversions")
 _LANDING: Final = LANDING.pos("landing_sessions")
+_LANDING_ENGAGED: Final = LANDING.pos("landing_engaged_sessions")
 _LANDING_BOUNCED: Final = LANDING.pos("landing_bounced_sessions")
 
 ENGAGED: Final = 1
-CONVERTED: Final = 2
+CONVERTED: Final = 2  # a purchase_event key event
+KEY_EVENT: Final = 4  # any key event
 
 
 class Session:
@@ -63,7 +78,7 @@ class Session:
         self.page = page  # label id of (landing page,)
         self.views = 0  # page_view events so far
         self.engaged_ms = 0
-        self.flags = 0  # ENGAGED | CONVERTED
+        self.flags = 0  # ENGAGED | CONVERTED | KEY_EVENT
         self.reg = 0  # the wheel slot this session is filed in
 
 
@@ -87,7 +102,9 @@ class Sessions:
         self._gap_s = config.session_gap_s
         self._memory_s = config.visitor_memory_s
         self._engaged_ms = config.engaged_ms_threshold
+        self._lateness_s = config.allowed_lateness_s
         self._lead_events = config.lead_events
+        self._purchase_event = config.purchase_event
         self._campaigns = campaigns
         self._pages = pages
         self._cc = cc
@@ -125,6 +142,11 @@ class Sessions:
             if ts > session.last:
                 session.last = ts
         else:
+            if session is not None:  # replaced: decided now, or at its end if it ended
+                end = session.last + gap_s
+                self._decide(
+                    session, end + self._lateness_s if wm is not None and end <= wm else ts
+                )
             session = self._start(visitor, event, sid, last_seen)
         kind = event.type
         store = self._store
@@ -136,27 +158,31 @@ class Sessions:
                 values[at + _PAGEVIEWS] += 1
             session.views += 1
             if session.views == 2 and not session.flags & ENGAGED:
-                self._engage(session)
+                self._engage(session, ts)
         elif kind == "engagement":
-            session.engaged_ms += event.engaged_ms or 0
+            # Saturating: engaged_ms is bounded per event (parse) but not its sum (#12).
+            session.engaged_ms = min(session.engaged_ms + (event.engaged_ms or 0), 2**53)
             if session.engaged_ms >= self._engaged_ms and not session.flags & ENGAGED:
-                self._engage(session)
+                self._engage(session, ts)
         else:  # key_event
             if not session.flags & ENGAGED:
-                self._engage(session)
-            if not session.flags & CONVERTED:
-                session.flags |= CONVERTED
-                start = int(session.start // bucket_s) * bucket_s
-                cell = store.cell(self._pv, start, session.cc)
-                if cell is not None:
-                    values, at = cell
-                    values[at + _CONVERTED] += 1
-            if event.name in self._lead_events:
+                self._engage(session, ts)
+            name = event.name
+            lead = name in self._lead_events
+            first = not session.flags & KEY_EVENT
+            purchase = name == self._purchase_event and not session.flags & CONVERTED
+            if lead or first or purchase:
                 cell = store.cell(self._pv, int(ts // bucket_s) * bucket_s, session.cc)
                 if cell is not None:
                     values, at = cell
-                    values[at + _LEADS] += 1
-                    values[at + _CONVERSIONS] += 1
+                    if first:
+                        values[at + _KEY_EVENT] += 1
+                    if purchase:
+                        values[at + _CONVERTED] += 1
+                    if lead:
+                        values[at + _LEADS] += 1
+                        values[at + _CONVERSIONS] += 1
+                session.flags |= KEY_EVENT | (CONVERTED if purchase else 0)
 
     def _start(
         self, visitor: str, event: PageviewEvent, sid: str | None, last_seen: float | None
@@ -171,27 +197,46 @@ class Sessions:
         if cell is not None:
             values, at = cell
             values[at + _SESSIONS] += 1
-            values[at + _BOUNCED] += 1
             if last_seen is None or last_seen < ts - self._memory_s:
                 values[at + _NEW_VISITORS] += 1
         cell = self._store.cell(self._lp, start, page)
         if cell is not None:
             values, at = cell
             values[at + _LANDING] += 1
-            values[at + _LANDING_BOUNCED] += 1
         return session
 
-    def _engage(self, session: Session) -> None:
+    def _engage(self, session: Session, ts: float) -> None:
         session.flags |= ENGAGED
-        start = int(session.start // self._bucket_s) * self._bucket_s
-        cell = self._store.cell(self._pv, start, session.cc)
+        at_s = int(ts // self._bucket_s) * self._bucket_s
+        cell = self._store.cell(self._pv, at_s, session.cc)
         if cell is not None:
             values, at = cell
-            values[at + _BOUNCED] -= 1
-        cell = self._store.cell(self._lp, start, session.page)
+            values[at + _ENGAGED] += 1
+        cell = self._store.cell(self._lp, at_s, session.page)
         if cell is not None:
             values, at = cell
-            values[at + _LANDING_BOUNCED] -= 1
+            values[at + _LANDING_ENGAGED] += 1
+
+    def _decide(self, session: Session, ts: float) -> None:
+        """Count the outcomes ``session`` did not reach, in the bucket of ``ts``."""
+        flags = session.flags
+        if flags == ENGAGED | CONVERTED | KEY_EVENT:
+            return
+        at_s = int(ts // self._bucket_s) * self._bucket_s
+        cell = self._store.cell(self._pv, at_s, session.cc)
+        if cell is not None:
+            values, at = cell
+            if not flags & ENGAGED:
+                values[at + _BOUNCED] += 1
+            if not flags & CONVERTED:
+                values[at + _UNCONVERTED] += 1
+            if not flags & KEY_EVENT:
+                values[at + _NO_KEY_EVENT] += 1
+        if not flags & ENGAGED:
+            cell = self._store.cell(self._lp, at_s, session.page)
+            if cell is not None:
+                values, at = cell
+                values[at + _LANDING_BOUNCED] += 1
 
     def fire(self, wm: float) -> None:
         """Drop the sessions that ended and the visitors forgotten at watermark ``wm``."""
@@ -206,6 +251,7 @@ class Sessions:
                         continue  # replaced by a session filed elsewhere
                     end = session.last + gap_s
                     if ends.slot(end) <= k:
+                        self._decide(session, end + self._lateness_s)
                         del sessions[visitor]
                         self.dirty[visitor] = None
                     else:

@@ -6,7 +6,7 @@ import random
 from decimal import Decimal
 
 import pytest
-from _engine_helpers import T0, Feed, adspend, order, pageview
+from _engine_helpers import T0, Feed, adspend, email, order, pageview
 
 from streamkpi.kpis.buckets import Family, bucket_start
 from streamkpi.kpis.engine import FAMILIES
@@ -90,17 +90,16 @@ def test_family_layout_follows_the_spec_units() -> None:
 
 def test_a_write_into_an_expired_bucket_is_dropped_and_counted() -> None:
     # keep = longest window (1 h) + lateness (60 s).
-    feed = Feed()
-    feed(pageview(T0, "a", session_id="s"))
-    for i in range(1, 8):  # keep a's session open without engaging it
-        feed(pageview(T0 + 500 * i, "a", session_id="s", type="engagement", engaged_ms=0))
-    feed(pageview(T0 + 3780, "b"))  # watermark T0 + 3720: the T0 bucket expires
-    assert ("sessions", 0, ("none", "direct")) not in feed.cells()
+    feed = Feed(email_memory_s=86_400)
+    feed(email(T0, "r1", "delivered"))
+    feed(email(T0 + 3780, "r2", "delivered"))  # watermark T0 + 3720: the T0 bucket expires
+    assert ("emails_delivered", 0, ("news", "email")) not in feed.cells()
     assert feed.engine.dropped_writes == 0
-    # a's 2nd page view engages the session: bounce -1 in the expired bucket of its start.
-    assert feed(pageview(T0 + 3790, "a", session_id="s")) == ["accepted"]
-    assert feed.engine.dropped_writes == 2  # bounced_sessions and landing_bounced_sessions
-    assert feed.component("bounced_sessions") == {(3780, ("none", "direct")): 1}
+    # r1 opens over an hour later: its open belongs to the expired bucket of its delivery.
+    assert feed(email(T0 + 3790, "r1", "opened")) == ["accepted"]
+    assert feed.engine.dropped_writes == 1
+    assert feed.component("emails_delivered") == {(3780, ("news", "email")): 1}
+    assert feed.total("email_unique_opens") == 0
 
 
 def test_expiry_follows_the_highest_watermark_of_the_partition() -> None:
@@ -155,28 +154,22 @@ def test_window_values_exclude_buckets_after_the_reference() -> None:
         ("pageviews", "5m", ("none", "direct")): 1,
         ("sessions", "5m", ("none", "direct")): 1,
         ("new_visitors", "5m", ("none", "direct")): 1,
-        ("bounced_sessions", "5m", ("none", "direct")): 1,
         ("landing_sessions", "5m", ("none",)): 1,
-        ("landing_bounced_sessions", "5m", ("none",)): 1,
         ("pageviews", "1h", ("none", "direct")): 1,
         ("sessions", "1h", ("none", "direct")): 1,
         ("new_visitors", "1h", ("none", "direct")): 1,
-        ("bounced_sessions", "1h", ("none", "direct")): 1,
         ("landing_sessions", "1h", ("none",)): 1,
-        ("landing_bounced_sessions", "1h", ("none",)): 1,
     }
     assert feed.windows(T0 + 360)[("pageviews", "5m", ("none", "direct"))] == 1  # T0 left
     assert feed.windows(T0 + 360)[("pageviews", "1h", ("none", "direct"))] == 2
 
 
 def test_bucket_changed_after_a_scrape_and_expired_before_the_next_leaves_no_residue() -> None:
-    feed = Feed()  # windows 5m and 1h, lateness 60: buckets live 1 h + 60 s
-    feed(pageview(T0, "a", session_id="s"))
-    for i in range(1, 8):  # keep a's session open without engaging it
-        feed(pageview(T0 + 500 * i, "a", session_id="s", type="engagement", engaged_ms=0))
-    assert feed.windows(T0 + 3590)[("bounced_sessions", "1h", ("none", "direct"))] == 1
-    feed(pageview(T0 + 3591, "a", session_id="s"))  # engages: bounce -1 in the T0 bucket
-    feed(pageview(T0 + 3780, "b"))  # the T0 bucket expires before the next scrape
+    feed = Feed(email_memory_s=86_400)  # windows 5m and 1h, lateness 60: buckets live 1h+60s
+    feed(email(T0, "r1", "delivered"))
+    assert feed.windows(T0 + 3590)[("emails_delivered", "1h", ("news", "email"))] == 1
+    feed(email(T0 + 3591, "r1", "opened"))  # an open into the T0 bucket of its delivery
+    feed(email(T0 + 3780, "r2", "sent"))  # the T0 bucket expires before the next scrape
     running = feed.windows(T0 + 3600)
     feed.engine._windows.ref = None  # force a rebuild from the cells
     assert feed.windows(T0 + 3600) == running

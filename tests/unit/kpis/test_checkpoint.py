@@ -322,9 +322,8 @@ def test_take_dirty_returns_only_what_one_event_changed() -> None:
     keys = [key for key, _ in engine.take_dirty()]
     assert keys == [
         b"w|pageviews",
-        b'b|["pv",1764158420,"none","direct"]',  # its page view, in the session's labels
-        b'b|["pv",1764158400,"none","direct"]',  # 2nd page view engages: bounce taken back
-        b'b|["lp",1764158400,"none"]',
+        b'b|["pv",1764158420,"none","direct"]',  # its page view and the engagement it makes
+        b'b|["lp",1764158420,"none"]',  # the engagement, by landing page
         b"v|v7",
         b"d|pageviews|176415842|0",  # a new chunk of remembered ids
     ]

@@ -136,23 +136,45 @@ def test_cart_is_bought_or_abandoned(purchase: dict[str, Any], abandoned: int) -
     feed(order(T0 + 100 + dt, customer, amount="1", **purchase))
     feed.engine.advance_watermark(Kind.orders, T0 + 100 + 600)
     assert feed.total("carts_abandoned") == abandoned
+    assert feed.total("carts_purchased") == 1 - abandoned  # every cart decided once
     assert feed.component("carts_created") == {(60, ("s", "paid")): 1}
 
 
-def test_cart_abandons_when_the_watermark_reaches_its_deadline_in_its_creation_bucket() -> None:
+def test_cart_abandons_when_the_watermark_reaches_its_deadline_dated_at_that_moment() -> None:
     feed = Feed()
     feed(order(T0 + 100, "c", type="cart_created", cart_id="k", campaign="s", channel="paid"))
     feed.engine.advance_watermark(Kind.orders, T0 + 699)
     assert feed.total("carts_abandoned") == 0
     feed.engine.advance_watermark(Kind.orders, T0 + 700)
-    assert feed.component("carts_abandoned") == {(60, ("s", "paid")): 1}
+    # deadline T0+700 + allowed lateness 60 = T0+760: the stream time of the decision
+    assert feed.component("carts_abandoned") == {(720, ("s", "paid")): 1}
 
 
 def test_cart_deadline_fires_from_an_event_watermark_too() -> None:
     feed = Feed()  # allowed_lateness_s = 60
     feed(order(T0, "c", type="cart_created", cart_id="k"))
     feed(order(T0 + 660, "d", type="checkout_started"))  # watermark T0 + 600
-    assert feed.component("carts_abandoned") == {(0, NONE2): 1}
+    assert feed.component("carts_abandoned") == {(660, NONE2): 1}
+
+
+def test_a_bought_cart_counts_at_the_purchase_with_the_carts_labels() -> None:
+    feed = Feed()
+    feed(order(T0 + 10, "c", type="cart_created", cart_id="k", campaign="s", channel="paid"))
+    feed(order(T0 + 200, "c", amount="5", cart_id="k", campaign="t", channel="email"))
+    assert feed.component("carts_purchased") == {(180, ("s", "paid")): 1}
+    assert feed.component("purchases") == {(180, ("t", "email")): 1}
+
+
+def test_abandonment_rate_of_the_short_window_is_not_stuck_at_zero() -> None:
+    feed = Feed()  # abandon_after_s = 600, lateness 60
+    for i in range(30):  # a cart a minute; every third one bought after two minutes
+        feed(order(T0 + 60 * i, f"c{i}", type="cart_created", cart_id="k"))
+        if i % 3 == 0:
+            feed(order(T0 + 60 * i + 120, f"c{i}", amount="1"))
+    windows = feed.windows(T0 + 60 * 29)
+    abandoned = windows[("carts_abandoned", "5m", NONE2)]
+    bought = windows[("carts_purchased", "5m", NONE2)]
+    assert abandoned / (abandoned + bought) == pytest.approx(2 / 3, abs=0.15)
 
 
 def test_duplicate_cart_created_for_an_open_cart_counts_once() -> None:

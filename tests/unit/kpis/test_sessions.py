@@ -7,9 +7,21 @@ from typing import Any
 import pytest
 from _engine_helpers import T0, Feed, pageview
 
+from streamkpi.events import Kind
+
 DIRECT = ("none", "direct")
 # A day-long window: no bucket of these tests expires while they look at it.
 DAY = {"5m": 300, "1d": 86_400}
+# A session whose last event is at T0 ends when the watermark reaches T0 + 600 (the gap);
+# its undecided outcomes are dated T0 + 600 + 60 (allowed lateness): bucket 660.
+ENDED = 660
+# What a session that never engaged and had no key event counts at its end.
+UNDECIDED = ("bounced_sessions", "unconverted_sessions", "sessions_without_key_event")
+
+
+def end_all(feed: Feed, watermark: float = T0 + 10_000) -> None:
+    """Raise the pageviews watermark (as the idle advance does) so open sessions end."""
+    feed.engine.advance_watermark(Kind.pageviews, watermark)
 
 
 @pytest.mark.parametrize(
@@ -69,33 +81,70 @@ def test_session_start_counts_in_the_bucket_of_its_start_with_its_labels() -> No
     feed = Feed(window_s=DAY)
     feed(pageview(T0 + 30, campaign="spring", utm_medium="cpc", page="/landing"))
     feed(pageview(T0 + 90, campaign="autumn", utm_medium="email", page="/other"))
+    end_all(feed)
+    spring = ("spring", "paid")
     assert feed.cells() == {
-        ("pageviews", 0, ("spring", "paid")): 1,
-        ("pageviews", 60, ("spring", "paid")): 1,  # the session's labels, not the event's
-        ("sessions", 0, ("spring", "paid")): 1,
-        ("new_visitors", 0, ("spring", "paid")): 1,
+        ("pageviews", 0, spring): 1,
+        ("pageviews", 60, spring): 1,  # the session's labels, not the event's
+        ("sessions", 0, spring): 1,
+        ("new_visitors", 0, spring): 1,
         ("landing_sessions", 0, ("/landing",)): 1,
-        # engaged at the 2nd page view: bounces taken back, nothing left to show
+        # engaged at the 2nd page view, in its bucket
+        ("engaged_sessions", 60, spring): 1,
+        ("landing_engaged_sessions", 60, ("/landing",)): 1,
+        # decided at the end: last T0+90, + gap 600 + lateness 60 = T0+750
+        ("unconverted_sessions", 720, spring): 1,
+        ("sessions_without_key_event", 720, spring): 1,
     }
 
 
 def test_landing_page_is_none_when_absent() -> None:
     feed = Feed(window_s=DAY)
     feed(pageview(T0))
+    end_all(feed)
     assert feed.component("landing_sessions") == {(0, ("none",)): 1}
-    assert feed.component("landing_bounced_sessions") == {(0, ("none",)): 1}
+    assert feed.component("landing_bounced_sessions") == {(ENDED, ("none",)): 1}
 
 
-def test_single_page_view_session_counts_as_bounced() -> None:
+def test_single_page_view_session_is_undecided_until_it_ends_then_bounced() -> None:
     feed = Feed(window_s=DAY)
     feed(pageview(T0, page="/a"))
-    assert feed.component("bounced_sessions") == {(0, DIRECT): 1}
-    assert feed.component("landing_bounced_sessions") == {(0, ("/a",)): 1}
+    for name in (*UNDECIDED, "landing_bounced_sessions", "engaged_sessions"):
+        assert feed.component(name) == {}, name
+    feed.engine.advance_watermark(Kind.pageviews, T0 + 599)  # not reached last + gap
+    assert feed.component("bounced_sessions") == {}
+    # Ended at T0+600; the wheel holds ends by bucket, so it is written by the time the
+    # watermark leaves the end's bucket, dated at the end all the same.
+    feed.engine.advance_watermark(Kind.pageviews, T0 + 660)
+    for name in UNDECIDED:
+        assert feed.component(name) == {(ENDED, DIRECT): 1}, name
+    assert feed.component("landing_bounced_sessions") == {(ENDED, ("/a",)): 1}
+    assert feed.component("engaged_sessions") == {}
 
 
-def test_second_page_view_engages_in_the_bucket_of_the_start() -> None:
+def test_a_replaced_session_is_decided_at_the_event_that_replaced_it() -> None:
+    feed = Feed(window_s=DAY)
+    feed(pageview(T0, session_id="s", page="/a"))
+    feed(pageview(T0 + 130, session_id="t", page="/b"))  # a new session id: replaced
+    assert feed.component("bounced_sessions") == {(120, DIRECT): 1}
+    assert feed.component("landing_bounced_sessions") == {(120, ("/a",)): 1}
+    assert feed.component("sessions") == {(0, DIRECT): 1, (120, DIRECT): 1}
+
+
+def test_a_session_ended_but_not_yet_dropped_is_dated_at_its_end_when_replaced() -> None:
+    feed = Feed(window_s=DAY)
+    feed(pageview(T0, "v"), pageview(T0 + 659, "w"))  # watermark T0+599: v still open
+    feed(pageview(T0 + 661, "w"))  # watermark T0+601: v ended (its slot is not due yet)
+    feed(pageview(T0 + 661, "v"))  # starts v's next session, replacing the ended one
+    assert feed.component("bounced_sessions") == {(ENDED, DIRECT): 1}
+
+
+def test_second_page_view_engages_in_its_own_bucket() -> None:
     feed = Feed(window_s=DAY)
     feed(pageview(T0, page="/a"), pageview(T0 + 300, page="/b"))
+    end_all(feed)
+    assert feed.component("engaged_sessions") == {(300, DIRECT): 1}
+    assert feed.component("landing_engaged_sessions") == {(300, ("/a",)): 1}
     assert feed.component("bounced_sessions") == {}
     assert feed.component("landing_bounced_sessions") == {}
     assert feed.component("sessions") == {(0, DIRECT): 1}
@@ -116,7 +165,9 @@ def test_engagement_time_adds_up_to_engage(engaged_ms: tuple[int, ...], bounced:
     feed(pageview(T0))
     for i, ms in enumerate(engaged_ms):
         feed(pageview(T0 + 1 + i, type="engagement", engaged_ms=ms))
+    end_all(feed)
     assert feed.total("bounced_sessions") == bounced
+    assert feed.total("engaged_sessions") == 1 - bounced
     assert feed.total("pageviews") == 1  # engagement events are no page views
 
 
@@ -124,19 +175,50 @@ def test_engagement_is_counted_once() -> None:
     feed = Feed(window_s=DAY)
     feed(pageview(T0), pageview(T0 + 1), pageview(T0 + 2))
     feed(pageview(T0 + 3, type="key_event", name="video"))
+    end_all(feed)
+    assert feed.component("engaged_sessions") == {(0, DIRECT): 1}
     assert feed.component("bounced_sessions") == {}
     assert feed.component("sessions") == {(0, DIRECT): 1}
     assert feed.component("landing_sessions") == {(0, ("none",)): 1}
 
 
-def test_key_event_engages_and_converts_once_in_the_bucket_of_the_start() -> None:
+def test_key_event_engages_and_counts_the_session_once_at_the_first() -> None:
     feed = Feed(window_s=DAY)
     feed(pageview(T0 + 10, campaign="c", utm_medium="cpc"))
     feed(pageview(T0 + 70, type="key_event", name="video"))
     feed(pageview(T0 + 130, type="key_event", name="video"))
-    assert feed.component("converted_sessions") == {(0, ("c", "paid")): 1}
+    end_all(feed)
+    paid = ("c", "paid")
+    assert feed.component("key_event_sessions") == {(60, paid): 1}
+    assert feed.component("engaged_sessions") == {(60, paid): 1}
+    assert feed.component("converted_sessions") == {}  # "video" is not the purchase event
+    # last T0+130 + gap 600 + lateness 60 = T0+790: bucket 780
+    assert feed.component("unconverted_sessions") == {(780, paid): 1}
+    assert feed.component("sessions_without_key_event") == {}
     assert feed.component("bounced_sessions") == {}
     assert feed.component("leads") == {}  # "video" is not a lead event
+
+
+@pytest.mark.parametrize(
+    ("purchase_event", "converted"),
+    [
+        ("purchase", 1),  # why: the default purchase key event
+        ("order_completed", 0),  # why: another purchase event name is configured
+    ],
+)
+def test_purchase_key_event_converts_the_session_once_at_its_time(
+    purchase_event: str, converted: int
+) -> None:
+    feed = Feed(window_s=DAY, purchase_event=purchase_event)
+    feed(pageview(T0 + 10, type="key_event", name="add_to_cart"))
+    feed(pageview(T0 + 70, type="key_event", name="purchase"))
+    feed(pageview(T0 + 130, type="key_event", name="purchase"))
+    end_all(feed)
+    assert feed.total("converted_sessions") == converted
+    if converted:
+        assert feed.component("converted_sessions") == {(60, DIRECT): 1}
+    assert feed.total("unconverted_sessions") == 1 - converted
+    assert feed.component("key_event_sessions") == {(0, DIRECT): 1}
 
 
 def test_lead_key_event_counts_leads_and_conversions_at_its_time_each_time() -> None:
@@ -146,19 +228,24 @@ def test_lead_key_event_counts_leads_and_conversions_at_its_time_each_time() -> 
     feed(pageview(T0 + 130, type="key_event", name="signup"))
     assert feed.component("leads") == {(60, ("c", "paid")): 1, (120, ("c", "paid")): 1}
     assert feed.component("conversions") == {(60, ("c", "paid")): 1, (120, ("c", "paid")): 1}
-    assert feed.component("converted_sessions") == {(0, ("c", "paid")): 1}
+    assert feed.component("key_event_sessions") == {(60, ("c", "paid")): 1}
+    assert feed.component("converted_sessions") == {}  # a signup is no purchase
 
 
 def test_key_event_can_start_a_session() -> None:
     feed = Feed(window_s=DAY)
     feed(pageview(T0, type="key_event", name="signup"))
+    end_all(feed)
     assert feed.cells() == {
         ("sessions", 0, DIRECT): 1,
         ("new_visitors", 0, DIRECT): 1,
-        ("converted_sessions", 0, DIRECT): 1,
+        ("engaged_sessions", 0, DIRECT): 1,
+        ("key_event_sessions", 0, DIRECT): 1,
+        ("unconverted_sessions", ENDED, DIRECT): 1,
         ("leads", 0, DIRECT): 1,
         ("conversions", 0, DIRECT): 1,
         ("landing_sessions", 0, ("none",)): 1,
+        ("landing_engaged_sessions", 0, ("none",)): 1,
     }
 
 
@@ -207,5 +294,20 @@ def test_ended_session_leaves_state_but_memory_stays() -> None:
 def test_pageviews_of_visitors_without_session_id_and_with_one_do_not_mix() -> None:
     feed = Feed(window_s=DAY)
     feed(pageview(T0, "a"), pageview(T0, "b", session_id="s"), pageview(T0 + 1, "a"))
+    end_all(feed)
     assert feed.total("sessions") == 2
     assert feed.total("bounced_sessions") == 1  # a engaged at its 2nd page view
+    assert feed.total("engaged_sessions") == 1
+
+
+def test_open_sessions_decide_nothing_and_every_ended_one_decides_each_outcome_once() -> None:
+    feed = Feed(window_s=DAY)
+    feed(pageview(T0, "a"), pageview(T0 + 5, "a"))  # engaged
+    feed(pageview(T0 + 10, "b", type="key_event", name="purchase"))  # everything at once
+    feed(pageview(T0 + 20, "c"))  # bounces
+    assert feed.total("bounced_sessions") == 0  # all three still open
+    end_all(feed)
+    assert feed.total("engaged_sessions") + feed.total("bounced_sessions") == 3
+    assert feed.total("converted_sessions") + feed.total("unconverted_sessions") == 3
+    assert feed.total("key_event_sessions") + feed.total("sessions_without_key_event") == 3
+    assert feed.total("converted_sessions") == 1

@@ -56,5 +56,6 @@ def test_readme_kpi_table_matches_the_spec() -> None:
 def test_page_components_are_the_landing_ones() -> None:
     assert {c.name for c in COMPONENTS if c.labels is Labels.page} == {
         "landing_sessions",
+        "landing_engaged_sessions",
         "landing_bounced_sessions",
     }

@@ -13,12 +13,17 @@ from streamkpi.kpis.values import kpi_value, kpi_values, report
 @pytest.mark.parametrize(
     ("name", "components", "expected"),
     [
-        ("bounce_rate", {"bounced_sessions": 15, "sessions": 40}, 0.375),
-        # why: sessions but no bounced series at all -> 0, not missing
-        ("bounce_rate", {"sessions": 40}, 0.0),
+        # why: the denominator sums both outcomes: 15 / (15 + 25)
+        ("bounce_rate", {"bounced_sessions": 15, "engaged_sessions": 25, "sessions": 99}, 0.375),
+        # why: engaged sessions but no bounced series at all -> 0, not missing
+        ("bounce_rate", {"engaged_sessions": 40}, 0.0),
+        # why: sessions started but none decided yet: no value
+        ("bounce_rate", {"sessions": 40}, None),
+        ("bounce_rate", {"bounced_sessions": 3}, 1.0),
         # why: an empty denominator has no value (never NaN or a division error)
-        ("bounce_rate", {"bounced_sessions": 3}, None),
-        ("bounce_rate", {"bounced_sessions": 0, "sessions": 0}, None),
+        ("bounce_rate", {"bounced_sessions": 0, "engaged_sessions": 0}, None),
+        ("deliverability", {"emails_delivered": 97, "emails_bounced": 3, "emails_sent": 50}, 0.97),
+        ("cart_abandonment_rate", {"carts_abandoned": 7, "carts_purchased": 3}, 0.7),
         # why: NPS = 100 * (promoters - detractors) / responses
         ("nps", {"nps_promoters": 5, "nps_detractors": 2, "nps_responses": 10}, 30.0),
         ("nps", {"nps_promoters": 5, "nps_responses": 10}, 50.0),
@@ -44,24 +49,31 @@ ROWS = [
     ("sessions", "5m", ("spring", "paid"), 30),
     ("sessions", "5m", ("spring", "paid"), 10),  # a second partition: adds up
     ("bounced_sessions", "5m", ("spring", "paid"), 15),
+    ("engaged_sessions", "5m", ("spring", "paid"), 25),
+    ("engaged_sessions", "5m", ("autumn", "email"), 20),
     ("sessions", "5m", ("autumn", "email"), 20),
     ("sessions", "1h", ("autumn", "email"), 99),  # other window: ignored
     ("landing_sessions", "5m", ("/home",), 8),
     ("landing_bounced_sessions", "5m", ("/home",), 2),
+    ("landing_engaged_sessions", "5m", ("/home",), 6),
 ]
 
 
 def test_report_sums_partitions_before_dividing() -> None:
     out = report(ROWS, "5m")
     spring = next(r for r in out["campaigns"] if r["campaign"] == "spring")
-    assert spring["components"] == {"bounced_sessions": 15, "sessions": 40}
+    assert spring["components"] == {"bounced_sessions": 15, "engaged_sessions": 25, "sessions": 40}
     assert spring["kpis"]["bounce_rate"] == 0.375
     assert out["overall"]["components"]["sessions"] == 60
     assert out["overall"]["kpis"]["bounce_rate"] == 0.25
     assert out["pages"] == [
         {
             "page": "/home",
-            "components": {"landing_bounced_sessions": 2, "landing_sessions": 8},
+            "components": {
+                "landing_bounced_sessions": 2,
+                "landing_engaged_sessions": 6,
+                "landing_sessions": 8,
+            },
             "kpis": {"landing_bounce_rate": 0.25},
         }
     ]
@@ -70,5 +82,5 @@ def test_report_sums_partitions_before_dividing() -> None:
 def test_report_filters_by_campaign_and_channel() -> None:
     out = report(ROWS, "5m", channel="email")
     assert [(r["campaign"], r["channel"]) for r in out["campaigns"]] == [("autumn", "email")]
-    assert out["overall"]["components"] == {"sessions": 20}
+    assert out["overall"]["components"] == {"engaged_sessions": 20, "sessions": 20}
     assert out["pages"] == []  # pages have no campaign or channel to filter on
