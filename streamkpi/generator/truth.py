@@ -6,9 +6,19 @@ wire contract (``streamkpi.events.parse``, which decides validity). Everything a
 parsing — duplicates, lateness, watermarks, sessions, carts, customers, e-mail pairs,
 timers and buckets — is written here again, plainly, from the README's words.
 
-Assumption: label caps are large enough that nothing folds into ``other`` (folding is
-not implemented). Where the README leaves a choice open, the choice is marked
-``# SPEC:`` below.
+The definitions are issue #11's: every member of a ratio's population is counted once,
+in the bucket of the moment its outcome is decided. A session's engagement, first key
+event and first purchase key event are dated by the event that reached them; what it
+never reached (bounced, unconverted, without key event) is decided at its end, dated
+``last + session_gap_s + allowed_lateness_s``, or at the ``ts`` of the event that
+replaces it. A cart is decided bought at the purchase, abandoned at ``ts +
+abandon_after_s + allowed_lateness_s``. E-mail opens and clicks are a delivery cohort:
+in the bucket of the pair's first delivery, pending until it arrives.
+
+Assumptions: label caps are large enough that nothing folds into ``other`` (folding is
+not implemented), and no write falls into a bucket the engine has already expired (the
+engine drops those; generated opens come within hours of the delivery). Where the
+definitions leave a choice open, the choice is marked ``# SPEC:`` below.
 """
 
 from __future__ import annotations
@@ -74,6 +84,7 @@ class TruthParams:
     churn_after_s: float = 90 * 86_400.0
     abandon_after_s: float = 1800.0
     lead_events: Collection[str] = ("signup",)
+    purchase_event: str = "purchase"
     reporting_currency: str = "EUR"
     rates: Mapping[str, Decimal] = field(
         default_factory=lambda: MappingProxyType({"EUR": Decimal(1)})
@@ -99,6 +110,7 @@ class TruthParams:
             churn_after_s=settings.churn_after_s,
             abandon_after_s=settings.abandon_after_s,
             lead_events=settings.lead_events,
+            purchase_event=settings.purchase_event,
             reporting_currency=settings.reporting_currency,
             rates=MappingProxyType(dict(settings.currency_rates)),
             max_event_bytes=settings.max_event_bytes,
@@ -180,14 +192,18 @@ class _Session:
     page_views: int = 0
     engaged_ms: int = 0
     engaged: bool = False
-    converted: bool = False
-    ended: bool = False
+    key_event: bool = False  # any key event
+    converted: bool = False  # a key event named purchase_event
+    ended: bool = False  # by its timer or replaced: decided
 
 
 @dataclass
 class _EmailPair:
+    """A (recipient, campaign) pair; a flag set while undelivered is a pending count."""
+
     latest_s: float
-    opened: bool = False
+    delivered_s: float | None = None  # the ts of its first delivered event
+    opened: bool = False  # a human open, or a click
     machine_opened: bool = False
     clicked: bool = False
 
@@ -286,13 +302,17 @@ class _TopicPartition:
         params = self.params
         if isinstance(target, _Session):
             if not target.ended and timer.time_s == target.last_s + params.session_gap_s:
-                target.ended = True  # a session's end writes nothing: its bounce is final
                 del self.sessions[target.visitor_id]
+                # The event time the watermark has reached when it ends the session.
+                self.decide(target, timer.time_s + params.allowed_lateness_s)
         elif isinstance(target, _Cart):
             if target.open:
                 target.open = False
                 self.carts[target.customer_id].remove(target)
-                self.counter.add("carts_abandoned", target.ts_s, target.labels)
+                deadline_s = target.ts_s + params.abandon_after_s
+                self.counter.add(
+                    "carts_abandoned", deadline_s + params.allowed_lateness_s, target.labels
+                )
         elif target.active and timer.time_s == target.latest_purchase_s + params.churn_after_s:
             target.active = False
             del self.customers[target.customer_id]
@@ -345,15 +365,17 @@ class _TopicPartition:
                 self.schedule(t + params.session_gap_s, session)
         else:
             if session is not None:
-                session.ended = True  # replaced: its timer goes stale
+                # SPEC: "replaced" = any new session of v while the old one is still open
+                # (its timer has not fired): another session_id, a session_id on one side
+                # only, or no ids and t >= last + gap. Decided at t, even when t is
+                # earlier than the old session's start or later than its natural end.
+                self.decide(session, t)  # and its timer goes stale
             labels = (_label(event.campaign), str(event.channel))
             session = _Session(visitor, session_id, t, t, labels, _label(event.page))
             self.sessions[visitor] = session
             self.schedule(t + params.session_gap_s, session)
-            for name in ("sessions", "bounced_sessions"):
-                add(name, t, labels)
-            for name in ("landing_sessions", "landing_bounced_sessions"):
-                add(name, t, (session.page,))
+            add("sessions", t, labels)
+            add("landing_sessions", t, (session.page,))
             # SPEC: "an event of v ... processed before" = an accepted pageviews event of
             # any type on this topic-partition; its ts may be later than t.
             latest = self.visitor_latest_s.get(visitor)
@@ -365,27 +387,43 @@ class _TopicPartition:
             add("pageviews", t, session.labels)
             session.page_views += 1
             if session.page_views >= 2:
-                self.engage(session)
+                self.engage(session, t)
         elif event.type == "engagement":
             session.engaged_ms += event.engaged_ms or 0
             if session.engaged_ms >= ENGAGED_AFTER_MS:
-                self.engage(session)
+                self.engage(session, t)
         else:
-            self.engage(session)
-            if not session.converted:
+            self.engage(session, t)
+            if not session.key_event:
+                session.key_event = True
+                add("key_event_sessions", t, session.labels)
+            # SPEC: the purchase key event's name matches purchase_event exactly, like leads.
+            if event.name == params.purchase_event and not session.converted:
                 session.converted = True
-                add("converted_sessions", session.start_s, session.labels)
+                add("converted_sessions", t, session.labels)
             # SPEC: every lead key event counts (not once per session); names match exactly.
             if event.name in params.lead_events:
                 add("leads", t, session.labels)
                 add("conversions", t, session.labels)
 
-    def engage(self, session: _Session) -> None:
-        """Step 4: the first engagement takes the session out of the bounced ones."""
+    def engage(self, session: _Session, ts_s: float) -> None:
+        """Step 4: the first engagement counts, in the bucket of the event that engaged."""
         if not session.engaged:
             session.engaged = True
-            self.counter.add("bounced_sessions", session.start_s, session.labels, -1)
-            self.counter.add("landing_bounced_sessions", session.start_s, (session.page,), -1)
+            self.counter.add("engaged_sessions", ts_s, session.labels)
+            self.counter.add("landing_engaged_sessions", ts_s, (session.page,))
+
+    def decide(self, session: _Session, ts_s: float) -> None:
+        """End ``session``: count what it never reached in the bucket of ``ts_s``."""
+        session.ended = True
+        add = self.counter.add
+        if not session.engaged:
+            add("bounced_sessions", ts_s, session.labels)
+            add("landing_bounced_sessions", ts_s, (session.page,))
+        if not session.converted:
+            add("unconverted_sessions", ts_s, session.labels)
+        if not session.key_event:
+            add("sessions_without_key_event", ts_s, session.labels)
 
     # -- e-mails
 
@@ -412,17 +450,35 @@ class _TopicPartition:
         }
         if event.type in simple:
             self.counter.add(simple[event.type], t, labels)
+        if event.type == "delivered" and pair.delivered_s is None:
+            pair.delivered_s = t
+            # The pending opens and clicks join the cohort of this first delivery.
+            for pending, name in (
+                (pair.opened, "email_unique_opens"),
+                (pair.machine_opened, "email_machine_opens"),
+                (pair.clicked, "email_unique_clicks"),
+            ):
+                if pending:
+                    self.counter.add(name, t, labels)
         elif event.type == "opened":
             if event.machine_open:
                 if not pair.machine_opened:
                     pair.machine_opened = True
-                    self.counter.add("email_machine_opens", t, labels)
+                    self.cohort(pair, "email_machine_opens", labels)
             elif not pair.opened:
                 pair.opened = True
-                self.counter.add("email_unique_opens", t, labels)
+                self.cohort(pair, "email_unique_opens", labels)
         elif event.type == "clicked" and not pair.clicked:
             pair.clicked = True
-            self.counter.add("email_unique_clicks", t, labels)
+            self.cohort(pair, "email_unique_clicks", labels)
+            if not pair.opened:  # a click proves a human open (images were blocked)
+                pair.opened = True
+                self.cohort(pair, "email_unique_opens", labels)
+
+    def cohort(self, pair: _EmailPair, component: str, labels: Labels) -> None:
+        """Count a pair's first open or click in its delivery's bucket; pending if none yet."""
+        if pair.delivered_s is not None:
+            self.counter.add(component, pair.delivered_s, labels)
 
     # -- orders
 
@@ -462,6 +518,7 @@ class _TopicPartition:
                 if same_cart and cart.ts_s <= t < cart.ts_s + params.abandon_after_s:
                     cart.open = False
                     open_carts.remove(cart)
+                    add("carts_purchased", t, cart.labels)
         elif event.type == "refund":
             assert event.amount_reporting is not None
             add("refunds", t, labels)
@@ -525,6 +582,8 @@ def ground_truth(records: Sequence[Record], params: TruthParams) -> Truth:
     if params.final_watermark_s is not None:
         for topic_partition in partitions.values():
             topic_partition.raise_watermark(params.final_watermark_s)
+    # Sessions and carts still open here are undecided: their bounced, unconverted,
+    # without-key-event and abandoned outcomes are counted nowhere.
 
     active: dict[tuple[str, str], int] = {}
     for topic_partition in partitions.values():

@@ -63,8 +63,11 @@ def _ts_s(record: Record) -> float:
 @cache
 def truth_of(incidents: tuple[str, ...] = ()) -> Truth:
     config = dataclasses.replace(BASE, incidents=tuple(parse_incident(i) for i in incidents))
-    # A worker with default settings: EUR only, 5 min lateness; the clock at the end.
-    return ground_truth(run(config, step_s=10.0), TruthParams(now_s=ORIGIN_S + RUN_S))
+    # A worker with default settings: EUR only, 5 min lateness; the clock at the end, and
+    # the idle advance past every session and cart timer, so every session is decided
+    # (dated after RUN_S: the buckets of the run itself are the same without it).
+    params = TruthParams(now_s=ORIGIN_S + RUN_S, final_watermark_s=ORIGIN_S + RUN_S + 3600)
+    return ground_truth(run(config, step_s=10.0), params)
 
 
 def total(
@@ -84,6 +87,14 @@ def ratio(
     truth: Truth, num: str, den: str, campaign: str | None, start: float, end: float
 ) -> float:
     return total(truth, num, campaign, start, end) / total(truth, den, campaign, start, end)
+
+
+def decided_ratio(
+    truth: Truth, num: str, other: str, campaign: str | None, start: float, end: float
+) -> float:
+    """Return ``num / (num + other)``: a KPI whose denominator is both outcomes."""
+    yes = total(truth, num, campaign, start, end)
+    return yes / (yes + total(truth, other, campaign, start, end))
 
 
 def test_every_record_is_valid_for_a_worker_with_default_settings() -> None:
@@ -185,24 +196,34 @@ def test_the_steady_backfill_is_in_order_and_warm_when_the_live_stream_starts() 
     # ... unlike the first minutes of the backfill, whose visits' purchases trail them
     # (what a cold start showed: ROAS alerts pending from minute 1).
     assert _revenue_over_target(truth, first_s - ORIGIN_S, first_s - ORIGIN_S + 600) < 0.4
-    # Opens: 27 % of the delivered e-mails get a human open (emit_mailing); in the last
-    # hour the open rate is that, opens of sends hours earlier included (the warm-up).
+    # Opens are a delivery cohort (emit_mailing): 27 % of the delivered e-mails get a
+    # human open, and 3 % of the others a click without one, which counts as an open: a
+    # complete cohort reads 0.27 + 0.73 * 0.03 = 0.29. The first open trails the delivery
+    # by an exponential of mean 2400 s, so the cohort delivered 1-2 h before the start has
+    # 1 - (2400/3600) * (e^-1.5 - e^-3) = 88 % of its opens (0.26); the last hour's
+    # 1 - (2400/3600) * (1 - e^-1.5) = 48 % (0.14): provisional, as the KPI says.
+    older = ratio(truth, "email_unique_opens", "emails_delivered", None, -7200, -3600)
+    assert 0.22 < older < 0.30
     last = ratio(truth, "email_unique_opens", "emails_delivered", None, -3600, 0)
-    assert 0.23 < last < 0.31
-    # Never cold, even at the backfill's first minutes (it reads high there: repeat opens
-    # of warm-up sends, whose first open was not produced, count as first opens).
-    first = ratio(truth, "email_unique_opens", "emails_delivered", None, -7560, -6960)
-    assert first > 0.2
+    assert 0.35 * older < last < 0.7 * older
 
 
 def test_campaigns_have_different_funnels() -> None:
     truth = truth_of()
+    # The KPIs' formulas, over every session of the run: all are decided by the end.
+    end_s = RUN_S + 3600 + 300
     conversion = {
-        c.name: ratio(truth, "converted_sessions", "sessions", c.name, 0, RUN_S) for c in CAMPAIGNS
+        c.name: decided_ratio(truth, "converted_sessions", "unconverted_sessions", c.name, 0, end_s)
+        for c in CAMPAIGNS
     }
     bounce = {
-        c.name: ratio(truth, "bounced_sessions", "sessions", c.name, 0, RUN_S) for c in CAMPAIGNS
+        c.name: decided_ratio(truth, "bounced_sessions", "engaged_sessions", c.name, 0, end_s)
+        for c in CAMPAIGNS
     }
+    for c in CAMPAIGNS:  # each session decided once: engaged, or bounced at its end
+        decided = total(truth, "bounced_sessions", c.name, 0, end_s)
+        decided += total(truth, "engaged_sessions", c.name, 0, end_s)
+        assert decided == total(truth, "sessions", c.name, 0, end_s) > 0, c.name
     assert conversion["brand_search"] > 2 * conversion["influencer_x"]
     assert bounce["influencer_x"] > bounce["brand_search"] + 0.15
     # Every campaign sells and spends, and returning customers appear.

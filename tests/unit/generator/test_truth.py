@@ -1,7 +1,8 @@
-"""The ground truth pins README.md's KPI definitions: hand-built streams, hand-counted cells.
+"""The ground truth pins the KPI definitions: hand-built streams, hand-counted cells.
 
-Every expected value below is counted by hand from the README's words; a row's ``# why``
-says which clause it pins. Streams use one partition unless a row says otherwise.
+Every expected value below is counted by hand from the README's words, as issue #11
+redefined them (each outcome in the bucket of the moment it is decided); a row's
+``# why`` says which clause it pins. Streams use one partition unless a row says otherwise.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def engagement(ts: float, engaged_ms: int, visitor: str = "v1") -> Record:
     return event(Kind.pageviews, ts, visitor_id=visitor, type="engagement", engaged_ms=engaged_ms)
 
 
-def key_event(ts: float, name: str, visitor: str = "v1") -> Record:
-    return event(Kind.pageviews, ts, visitor_id=visitor, type="key_event", name=name)
+def key_event(ts: float, name: str, visitor: str = "v1", **fields: Any) -> Record:
+    return event(Kind.pageviews, ts, visitor_id=visitor, type="key_event", name=name, **fields)
 
 
 def email(ts: float, type_: str, recipient: str = "r1", campaign: str = "c07", **f: Any) -> Record:
@@ -82,52 +83,133 @@ def at(
 
 
 def started(
+    offset_s: int, labels: tuple[str, ...] = D, page: str = "/", *, new: bool = True
+) -> dict[BucketKey, int | Decimal]:
+    """Return the cells a session start writes (README Pageviews, step 2)."""
+    return cells(
+        at(offset_s, labels, sessions=1, new_visitors=int(new)),
+        at(offset_s, (page,), landing_sessions=1),
+    )
+
+
+def engaged(
+    offset_s: int, labels: tuple[str, ...] = D, page: str = "/"
+) -> dict[BucketKey, int | Decimal]:
+    """Return the cells of a session becoming engaged, in the engaging event's bucket."""
+    return cells(
+        at(offset_s, labels, engaged_sessions=1), at(offset_s, (page,), landing_engaged_sessions=1)
+    )
+
+
+def ended(
     offset_s: int,
     labels: tuple[str, ...] = D,
     page: str = "/",
     *,
     bounced: bool = True,
-    new: bool = True,
+    converted: bool = False,
+    key: bool = False,
 ) -> dict[BucketKey, int | Decimal]:
-    """Return the cells a session start writes (README Pageviews, step 2), net of engagement."""
+    """Return the cells a session's end (or replacement) writes: what it never reached."""
     return cells(
-        at(offset_s, labels, sessions=1, bounced_sessions=int(bounced), new_visitors=int(new)),
-        at(offset_s, (page,), landing_sessions=1, landing_bounced_sessions=int(bounced)),
+        at(
+            offset_s,
+            labels,
+            bounced_sessions=int(bounced),
+            unconverted_sessions=int(not converted),
+            sessions_without_key_event=int(not key),
+        ),
+        at(offset_s, (page,), landing_bounced_sessions=int(bounced)),
     )
 
 
-# ---------------------------------------------------------------------------------------
-# Sessions
+LATER = T0 + 100_000  # a final watermark that fires every session and 30 min cart timer
+FINAL = {"final_watermark_s": LATER}
 
+# Defaults: session_gap_s 1800, allowed_lateness_s 300, so a session whose last event is
+# at T0 + x ends (without a replacement) dated T0 + x + 2100.
 SESSION_CASES = [
+    pytest.param(
+        [pv(T0)],
+        FINAL,
+        cells(started(0), at(0, pageviews=1), ended(2100)),
+        # why: bounced, unconverted and without key event at last + gap + lateness
+        id="one pageview is a session decided at its end",
+    ),
     pytest.param(
         [pv(T0)],
         {},
         cells(started(0), at(0, pageviews=1)),
-        id="one pageview is a bounced session of a new visitor",
+        id="a session open at the end of the stream decides nothing",
     ),
     pytest.param(
-        [pv(T0), pv(T0 + 10)],
-        {},
-        cells(started(0, bounced=False), at(0, pageviews=2)),
-        id="the second page_view engages",  # why: step 4, "its 2nd page_view"
+        [pv(T0)],
+        {"final_watermark_s": T0 + 1799},
+        cells(started(0), at(0, pageviews=1)),
+        id="a session is open until the watermark reaches last + gap",
+    ),
+    pytest.param(
+        [pv(T0)],
+        {"final_watermark_s": T0 + 1800},
+        cells(started(0), at(0, pageviews=1), ended(2100)),
+        id="the watermark at exactly last + gap ends the session",
+    ),
+    pytest.param(
+        [pv(T0 + 30)],
+        {"allowed_lateness_s": 0, "final_watermark_s": LATER},
+        cells(started(0), at(0, pageviews=1), ended(1800)),
+        id="without lateness the end is dated last + gap",  # why: T0+30+1800 in bucket 1800
+    ),
+    pytest.param(
+        [pv(T0), pv(T0 + 70)],
+        FINAL,
+        cells(
+            started(0),
+            at(0, pageviews=1),
+            at(60, pageviews=1),
+            engaged(60),
+            ended(2160, bounced=False),
+        ),
+        # why: step 4, "its 2nd page_view" engages at its ts; the end at T0+70+2100
+        id="the second page_view engages, in its own bucket",
     ),
     pytest.param(
         [pv(T0), pv(T0 + 1800)],
-        {},
-        cells(started(0), started(1800, new=False), at(0, pageviews=1), at(1800, pageviews=1)),
-        id="a hit exactly session_gap after the last starts a new session",  # why: t < last + gap
+        FINAL,
+        cells(
+            started(0),
+            at(0, pageviews=1),
+            ended(1800),
+            started(1800, new=False),
+            at(1800, pageviews=1),
+            ended(3900),
+        ),
+        # why: t >= last + gap starts a new session while the watermark (T0-300) has not
+        # ended the old one: the old one is replaced, decided at T0+1800
+        id="a hit exactly session_gap after the last replaces the session",
     ),
     pytest.param(
         [pv(T0), pv(T0 + 1799)],
-        {},
-        cells(started(0, bounced=False), at(0, pageviews=1), at(1740, pageviews=1)),
-        id="a hit just inside the gap joins",
+        FINAL,
+        cells(
+            started(0),
+            at(0, pageviews=1),
+            at(1740, pageviews=1),
+            engaged(1740),
+            ended(3840, bounced=False),  # why: T0+1799+2100 = T0+3899
+        ),
+        id="a hit just inside the gap joins and moves the end",
     ),
     pytest.param(
         [pv(T0, session_id="a"), pv(T0 + 7200, session_id="a")],
-        {},
-        cells(started(0, bounced=False), at(0, pageviews=1), at(7200, pageviews=1)),
+        FINAL,
+        cells(
+            started(0),
+            at(0, pageviews=1),
+            at(7200, pageviews=1),
+            engaged(7200),
+            ended(9300, bounced=False),
+        ),
         # why: equal session ids join whatever the gap, while the watermark has not ended S
         id="an equal session_id joins beyond the gap while the session is open",
     ),
@@ -137,123 +219,212 @@ SESSION_CASES = [
         cells(
             started(0),
             at(0, pageviews=1),
+            ended(2100),
             started(2160),
             at(2160, pageviews=1),
             started(2280, new=False),
             at(2280, pageviews=1),
         ),
-        # why: v2 raises the watermark to T0+1900 >= T0+0+1800, so v1's session ended (step 6)
+        # why: v2 raises the watermark to T0+1900 >= T0+0+1800, so v1's session ended
+        # (step 6), dated T0+2100, not at v2's ts; the later two are open at the end
         id="a session ended by the watermark is not joined by its session_id",
     ),
     pytest.param(
-        [pv(T0, session_id="a"), pv(T0 + 10, session_id="b")],
+        [pv(T0, session_id="a"), pv(T0 + 70, session_id="b")],
+        FINAL,
+        cells(
+            started(0),
+            at(0, pageviews=1),
+            ended(60),  # why: replaced, decided at the replacing hit's ts
+            started(60, new=False),
+            at(60, pageviews=1),
+            ended(2160),  # why: session b ends at T0+70+2100
+        ),
+        id="a different session_id replaces the session, decided at the new hit",
+    ),
+    pytest.param(
+        [
+            pv(T0, session_id="a"),
+            key_event(T0 + 10, "add_to_cart", session_id="a"),
+            pv(T0 + 130, session_id="b"),
+        ],
         {},
-        cells(started(0), started(0, new=False), at(0, pageviews=2)),
-        id="a different session_id starts a new session within the gap",
+        cells(
+            started(0),
+            at(0, pageviews=1, key_event_sessions=1),
+            engaged(0),
+            ended(120, bounced=False, key=True),  # why: only unconverted is left to decide
+            started(120, new=False),
+            at(120, pageviews=1),
+        ),
+        id="a replaced session decides only what it never reached",
     ),
     pytest.param(
         [pv(T0), pv(T0 + 10, session_id="a")],
         {},
-        cells(started(0), started(0, new=False), at(0, pageviews=2)),
-        id="a session_id on one side only starts a new session",  # why: "both ... or neither"
+        cells(started(0), started(0, new=False), at(0, pageviews=2), ended(0)),
+        id="a session_id on one side only replaces the session",  # why: "both ... or neither"
     ),
     pytest.param(
-        [pv(T0), engagement(T0 + 1, 6000), engagement(T0 + 2, 4000)],
-        {},
-        cells(started(0, bounced=False), at(0, pageviews=1)),
-        id="engaged_ms adding up to 10000 engages",  # why: ">= 10 000"
+        [pv(T0), engagement(T0 + 1, 6000), engagement(T0 + 62, 4000)],
+        FINAL,
+        cells(started(0), at(0, pageviews=1), engaged(60), ended(2160, bounced=False)),
+        id="engaged_ms adding up to 10000 engages, at the event reaching it",  # why: ">= 10 000"
     ),
     pytest.param(
         [pv(T0), engagement(T0 + 1, 6000), engagement(T0 + 2, 3999)],
-        {},
-        cells(started(0), at(0, pageviews=1)),
+        FINAL,
+        cells(started(0), at(0, pageviews=1), ended(2100)),
         id="9999 engaged ms is still a bounce",
     ),
     pytest.param(
         [engagement(T0, 20_000)],
         {},
-        cells(started(0, page="none", bounced=False)),
+        cells(started(0, page="none"), engaged(0, page="none")),
         # why: any type starts a session; no page field -> landing page "none"; no pageview
         id="an engagement event alone starts an engaged session",
     ),
     pytest.param(
-        [pv(T0), key_event(T0 + 5, "signup")],
-        {},
+        [pv(T0), key_event(T0 + 65, "signup")],
+        FINAL,
         cells(
-            started(0, bounced=False),
-            at(0, pageviews=1, converted_sessions=1, leads=1, conversions=1),
+            started(0),
+            at(0, pageviews=1),
+            engaged(60),
+            at(60, key_event_sessions=1, leads=1, conversions=1),
+            ended(2160, bounced=False, key=True),  # why: signup is not purchase_event
         ),
-        id="a signup engages, converts, and is a lead and a conversion",
+        id="a signup engages, is a key event, a lead and a conversion, but no purchase",
     ),
     pytest.param(
         [pv(T0), key_event(T0 + 5, "signup"), key_event(T0 + 65, "signup")],
         {},
         cells(
-            started(0, bounced=False),
-            at(0, pageviews=1, converted_sessions=1, leads=1, conversions=1),
+            started(0),
+            engaged(0),
+            at(0, pageviews=1, key_event_sessions=1, leads=1, conversions=1),
             at(60, leads=1, conversions=1),
         ),
-        id="a session converts once but every lead event counts",  # why: step 5 "the first time"
+        id="a session has a first key event once but every lead event counts",
     ),
     pytest.param(
         [pv(T0), key_event(T0 + 5, "add_to_cart")],
         {},
-        cells(started(0, bounced=False), at(0, pageviews=1, converted_sessions=1)),
-        id="a key event not in lead_events converts without a lead",
+        cells(started(0), engaged(0), at(0, pageviews=1, key_event_sessions=1)),
+        id="a key event not in lead_events is a key event without a lead",
     ),
     pytest.param(
         [key_event(T0, "Signup")],
         {},
-        cells(started(0, page="none", bounced=False), at(0, converted_sessions=1)),
+        cells(started(0, page="none"), engaged(0, page="none"), at(0, key_event_sessions=1)),
         id="lead names match exactly",  # why: "Signup" is not in ("signup",)
+    ),
+    pytest.param(
+        [pv(T0), key_event(T0 + 70, "purchase"), key_event(T0 + 130, "purchase")],
+        FINAL,
+        cells(
+            started(0),
+            at(0, pageviews=1),
+            engaged(60),
+            at(60, key_event_sessions=1, converted_sessions=1),
+        ),
+        # why: the end (T0+2230) has nothing left to decide: engaged, key event, converted
+        id="a purchase key event converts the session once, at the first one",
+    ),
+    pytest.param(
+        [pv(T0), key_event(T0 + 70, "purchase")],
+        {"purchase_event": "order_completed", "final_watermark_s": LATER},
+        cells(
+            started(0),
+            at(0, pageviews=1),
+            engaged(60),
+            at(60, key_event_sessions=1),
+            ended(2160, bounced=False, key=True),
+        ),
+        id="a key event named purchase does not convert when purchase_event is another",
+    ),
+    pytest.param(
+        [pv(T0), key_event(T0 + 70, "order_completed")],
+        {"purchase_event": "order_completed", "final_watermark_s": LATER},
+        cells(
+            started(0),
+            at(0, pageviews=1),
+            engaged(60),
+            at(60, key_event_sessions=1, converted_sessions=1),
+        ),
+        id="the key event named purchase_event converts",
     ),
     pytest.param(
         [
             pv(T0, page="/pricing", utm_medium="cpc", campaign="spring_sale"),
             pv(T0 + 70, referrer="https://www.google.com/"),
         ],
-        {},
+        FINAL,
         cells(
-            started(0, P, "/pricing", bounced=False), at(0, P, pageviews=1), at(60, P, pageviews=1)
+            started(0, P, "/pricing"),
+            at(0, P, pageviews=1),
+            at(60, P, pageviews=1),
+            engaged(60, P, "/pricing"),
+            ended(2160, P, "/pricing", bounced=False),
         ),
-        id="pageviews take the session's labels, not their own",  # why: step 3
+        id="pageviews and outcomes take the session's labels, not the event's",  # why: step 3
     ),
     pytest.param(
         [pv(T0 + 100, utm_medium="cpc", campaign="spring_sale"), pv(T0 + 30)],
         {},
-        cells(started(60, P, bounced=False), at(60, P, pageviews=1), at(0, P, pageviews=1)),
-        # why: processing order, not ts order, decides which hit starts (S.start = T0+100)
+        cells(started(60, P), at(60, P, pageviews=1), at(0, P, pageviews=1), engaged(0, P)),
+        # why: processing order, not ts order, decides which hit starts (S.start = T0+100);
+        # the engaging hit's ts dates the engagement, even before S.start
         id="out of order the first processed hit starts the session",
     ),
     pytest.param(
         [pv(T0 + 59), pv(T0 + 61)],
         {},
-        cells(started(0, bounced=False), at(0, pageviews=1), at(60, pageviews=1)),
-        id="the bounce correction goes to the bucket of S.start",
+        cells(started(0), at(0, pageviews=1), at(60, pageviews=1), engaged(60)),
+        id="engagement goes to the engaging event's bucket, not S.start's",
     ),
     pytest.param(
         [pv(T0), pv(T0 + 4000)],
         {"visitor_memory_s": 3600},
-        cells(started(0), started(3960), at(0, pageviews=1), at(3960, pageviews=1)),
+        cells(started(0), at(0, pageviews=1), ended(3960), started(3960), at(3960, pageviews=1)),
+        # why: the watermark (T0-300) had not ended the first session: replaced at T0+4000
         id="a visitor unseen for longer than visitor_memory_s is new again",
     ),
     pytest.param(
         [pv(T0), pv(T0 + 4000)],
         {},
-        cells(started(0), started(3960, new=False), at(0, pageviews=1), at(3960, pageviews=1)),
+        cells(
+            started(0),
+            at(0, pageviews=1),
+            ended(3960),
+            started(3960, new=False),
+            at(3960, pageviews=1),
+        ),
         id="a returning visitor within memory is not new",
     ),
     pytest.param(
         [pv(T0 + 250, session_id="a"), pv(T0, session_id="b")],
         {"visitor_memory_s": 100},
-        cells(started(240), started(0, new=False), at(240, pageviews=1), at(0, pageviews=1)),
+        cells(
+            started(240),
+            at(240, pageviews=1),
+            ended(0),  # why: the replacing hit's ts, though before the old session's start
+            started(0, new=False),
+            at(0, pageviews=1),
+        ),
         # why: "an event of v with ts >= t - memory processed before" includes later ts
         id="an earlier-processed later hit makes the visitor known",
     ),
     pytest.param(
         [pv(T0), pv(T0 + 5, "v2", page="/blog")],
-        {},
-        cells(started(0), at(0, pageviews=2), started(0, page="/blog", bounced=True)),
+        FINAL,
+        cells(
+            started(0),
+            at(0, pageviews=2),
+            started(0, page="/blog"),
+            ended(2100),
+            ended(2100, page="/blog"),  # why: T0+5+2100 is in bucket T0+2100 too
+        ),
         id="two visitors are two sessions",
     ),
 ]
@@ -426,49 +597,149 @@ EMAIL_CASES = [
         id="sends, deliveries, bounces, unsubscribes, complaints count every event",
     ),
     pytest.param(
-        [email(T0, "opened"), email(T0 + 100, "opened")],
+        [email(T0, "delivered"), email(T0 + 70, "opened"), email(T0 + 100, "opened")],
         {},
-        at(0, E, email_unique_opens=1),
-        id="repeated human opens count once per recipient and campaign",
+        at(0, E, emails_delivered=1, email_unique_opens=1),
+        # why: counted once per pair, in the bucket of its delivery, not the open's (T0+60)
+        id="repeated human opens count once, in the delivery's bucket",
     ),
     pytest.param(
         [
-            email(T0, "opened", machine_open=True),
-            email(T0 + 70, "opened", machine_open=False),
-            email(T0 + 80, "opened", machine_open=True),
+            email(T0, "delivered"),
+            email(T0 + 70, "opened", machine_open=True),
+            email(T0 + 130, "opened", machine_open=False),
+            email(T0 + 140, "opened", machine_open=True),
         ],
         {},
-        cells(at(0, E, email_machine_opens=1), at(60, E, email_unique_opens=1)),
+        at(0, E, emails_delivered=1, email_machine_opens=1, email_unique_opens=1),
         id="machine and human opens are counted apart, each once",
     ),
     pytest.param(
-        [email(T0, "clicked"), email(T0 + 10, "clicked")],
+        [email(T0, "delivered"), email(T0 + 70, "clicked"), email(T0 + 80, "clicked")],
         {},
-        at(0, E, email_unique_clicks=1),
-        id="repeated clicks count once",
+        at(0, E, emails_delivered=1, email_unique_clicks=1, email_unique_opens=1),
+        id="repeated clicks count once, and the click counts a human open",
     ),
     pytest.param(
-        [email(T0, "opened"), email(T0, "opened", campaign="c08"), email(T0, "opened", "r2")],
+        [email(T0, "delivered"), email(T0 + 70, "clicked"), email(T0 + 80, "opened")],
         {},
-        cells(at(0, E, email_unique_opens=2), at(0, ("c08", "email"), email_unique_opens=1)),
-        id="pairs are per recipient and campaign",
+        at(0, E, emails_delivered=1, email_unique_clicks=1, email_unique_opens=1),
+        id="a human open after a click is not a second open",  # why: the click counted it
     ),
     pytest.param(
-        [email(T0, "opened"), email(T0 + 3600, "opened")],
+        [email(T0, "delivered"), email(T0 + 70, "opened"), email(T0 + 80, "clicked")],
+        {},
+        at(0, E, emails_delivered=1, email_unique_clicks=1, email_unique_opens=1),
+        id="a click after a human open does not count the open again",
+    ),
+    pytest.param(
+        [
+            email(T0, "delivered"),
+            email(T0 + 70, "opened", machine_open=True),
+            email(T0 + 80, "clicked"),
+        ],
+        {},
+        at(
+            0,
+            E,
+            emails_delivered=1,
+            email_machine_opens=1,
+            email_unique_clicks=1,
+            email_unique_opens=1,
+        ),
+        id="a machine open is no human open: the click still counts one",
+    ),
+    pytest.param(
+        [
+            email(T0 + 10, "opened"),
+            email(T0 + 20, "opened", machine_open=True),
+            email(T0 + 30, "clicked"),
+            email(T0 + 130, "delivered"),
+        ],
+        {},
+        at(
+            120,
+            E,
+            emails_delivered=1,
+            email_unique_opens=1,
+            email_machine_opens=1,
+            email_unique_clicks=1,
+        ),
+        id="opens and clicks before the delivery are pending, counted at the delivery",
+    ),
+    pytest.param(
+        [email(T0, "sent"), email(T0 + 10, "opened"), email(T0 + 20, "clicked")],
+        {},
+        at(0, E, emails_sent=1),
+        id="a pair never delivered never counts opens or clicks",
+    ),
+    pytest.param(
+        [email(T0, "bounced", bounce_kind="soft"), email(T0 + 10, "opened")],
+        {},
+        at(0, E, emails_bounced=1),
+        id="a bounce is no delivery",
+    ),
+    pytest.param(
+        [email(T0, "delivered"), email(T0 + 70, "delivered"), email(T0 + 130, "opened")],
+        {},
+        cells(at(0, E, emails_delivered=1, email_unique_opens=1), at(60, E, emails_delivered=1)),
+        id="the first delivery dates the cohort, a second one does not move it",
+    ),
+    pytest.param(
+        [
+            email(T0, "delivered"),
+            email(T0, "delivered", campaign="c08"),
+            email(T0 + 120, "delivered", "r2"),
+            email(T0 + 200, "opened"),
+            email(T0 + 200, "opened", campaign="c08"),
+            email(T0 + 200, "opened", "r2"),
+        ],
+        {},
+        cells(
+            at(0, E, emails_delivered=1, email_unique_opens=1),
+            at(120, E, emails_delivered=1, email_unique_opens=1),
+            at(0, ("c08", "email"), emails_delivered=1, email_unique_opens=1),
+        ),
+        id="pairs are per recipient and campaign, each in its delivery's bucket",
+    ),
+    pytest.param(
+        [email(T0, "delivered"), email(T0 + 10, "opened"), email(T0 + 3610, "opened")],
         {"email_memory_s": 3600},
-        at(0, E, email_unique_opens=1),
+        at(0, E, emails_delivered=1, email_unique_opens=1),
         id="an open exactly email_memory_s later is remembered",  # why: "more than"
     ),
     pytest.param(
-        [email(T0, "opened"), email(T0 + 3601, "opened")],
+        [email(T0, "delivered"), email(T0 + 10, "opened"), email(T0 + 3611, "opened")],
         {"email_memory_s": 3600},
-        cells(at(0, E, email_unique_opens=1), at(3600, E, email_unique_opens=1)),
-        id="an open more than email_memory_s later counts again",
+        at(0, E, emails_delivered=1, email_unique_opens=1),
+        # why: the forgotten pair's delivery is forgotten too: the new open is pending
+        id="an open more than email_memory_s later waits for a new delivery",
+    ),
+    pytest.param(
+        [
+            email(T0, "delivered"),
+            email(T0 + 10, "opened"),
+            email(T0 + 3611, "opened"),
+            email(T0 + 3700, "delivered"),
+        ],
+        {"email_memory_s": 3600},
+        cells(
+            at(0, E, emails_delivered=1, email_unique_opens=1),
+            at(3660, E, emails_delivered=1, email_unique_opens=1),
+        ),
+        id="a forgotten pair starts a new cohort at its next delivery",
+    ),
+    pytest.param(
+        [email(T0, "opened"), email(T0 + 3601, "delivered")],
+        {"email_memory_s": 3600},
+        at(3600, E, emails_delivered=1),
+        id="a pending open is forgotten with its pair",
     ),
     pytest.param(
         [email(T0, "opened"), email(T0 + 3000, "delivered"), email(T0 + 5000, "opened")],
         {"email_memory_s": 3600},
-        cells(at(0, E, email_unique_opens=1), at(3000, E, emails_delivered=1)),
+        at(3000, E, emails_delivered=1, email_unique_opens=1),
+        # why: T0+5000 is within 3600 s of the delivery's T0+3000: the same pair, opened
         id="any event of the pair refreshes its latest ts",
     ),
 ]
@@ -498,8 +769,9 @@ def bought(
 
 
 CART = {"cart_id": "c1"}
-LATER = T0 + 100_000  # a final watermark that fires every 30 min cart timer
 
+# Defaults: abandon_after_s 1800, allowed_lateness_s 300, so a cart created at T0 + x and
+# never bought is abandoned dated T0 + x + 2100.
 ORDER_CASES = [
     pytest.param(
         [purchase(T0)],
@@ -558,38 +830,47 @@ ORDER_CASES = [
     ),
     pytest.param(
         [order(T0, "cart_created", **CART), purchase(T0 + 600, **CART)],
-        {"final_watermark_s": LATER},
-        cells(at(0, N, carts_created=1), bought(600)),
-        id="a purchase with the cart's id closes it",
+        FINAL,
+        cells(at(0, N, carts_created=1), bought(600), at(600, N, carts_purchased=1)),
+        id="a purchase with the cart's id closes it as purchased, at the purchase",
+    ),
+    pytest.param(
+        [
+            order(T0, "cart_created", campaign="spring_sale", channel="paid", **CART),
+            purchase(T0 + 600, **CART),
+        ],
+        FINAL,
+        cells(at(0, P, carts_created=1), bought(600), at(600, P, carts_purchased=1)),
+        id="a purchased cart keeps the cart's labels, not the purchase's",
     ),
     pytest.param(
         [order(T0, "cart_created", **CART), purchase(T0 + 600)],
-        {"final_watermark_s": LATER},
-        cells(at(0, N, carts_created=1), bought(600)),
+        FINAL,
+        cells(at(0, N, carts_created=1), bought(600), at(600, N, carts_purchased=1)),
         id="a purchase without cart_id closes it",
     ),
     pytest.param(
         [order(T0, "cart_created", **CART), purchase(T0 + 600, cart_id="c2")],
-        {"final_watermark_s": LATER},
-        cells(at(0, N, carts_created=1, carts_abandoned=1), bought(600)),
+        FINAL,
+        cells(at(0, N, carts_created=1), at(2100, N, carts_abandoned=1), bought(600)),
         id="a purchase of another cart does not close it",
     ),
     pytest.param(
         [order(T0, "cart_created", **CART), purchase(T0 + 1800, **CART)],
-        {"final_watermark_s": LATER},
-        cells(at(0, N, carts_created=1, carts_abandoned=1), bought(1800)),
+        FINAL,
+        cells(at(0, N, carts_created=1), at(2100, N, carts_abandoned=1), bought(1800)),
         id="a purchase at cart ts + abandon_after is too late",  # why: [ts, ts + abandon)
     ),
     pytest.param(
         [purchase(T0 + 10), order(T0, "cart_created", **CART)],
-        {"final_watermark_s": LATER},
-        cells(at(0, N, carts_created=1, carts_abandoned=1), bought(0)),
+        FINAL,
+        cells(at(0, N, carts_created=1), at(2100, N, carts_abandoned=1), bought(0)),
         id="a purchase processed before the cart does not close it",  # why: "processed later"
     ),
     pytest.param(
         [order(T0, "cart_created", **CART), purchase(T0 + 600, "cu2")],
-        {"final_watermark_s": LATER},
-        cells(at(0, N, carts_created=1, carts_abandoned=1), bought(600)),
+        FINAL,
+        cells(at(0, N, carts_created=1), at(2100, N, carts_abandoned=1), bought(600)),
         id="another customer's purchase does not close it",
     ),
     pytest.param(
@@ -598,8 +879,15 @@ ORDER_CASES = [
             purchase(T0 + 2100, "cu2"),
         ],
         {},
-        cells(at(0, P, carts_created=1, carts_abandoned=1), bought(2100)),
-        id="the watermark abandons a cart, with the cart's labels",  # why: wm T0+1800 reaches it
+        cells(at(0, P, carts_created=1), at(2100, P, carts_abandoned=1), bought(2100)),
+        # why: the watermark T0+1800 reaches the deadline; dated deadline + lateness
+        id="the watermark abandons a cart, with the cart's labels",
+    ),
+    pytest.param(
+        [order(T0 + 30, "cart_created", **CART)],
+        {"abandon_after_s": 600, "allowed_lateness_s": 120, "final_watermark_s": LATER},
+        cells(at(0, N, carts_created=1), at(720, N, carts_abandoned=1)),
+        id="abandonment is dated cart ts + abandon_after + allowed_lateness",  # why: T0+750
     ),
     pytest.param(
         [order(T0, "cart_created", **CART), purchase(T0 + 2099, "cu2")],
@@ -608,15 +896,21 @@ ORDER_CASES = [
         id="a cart is open until the watermark reaches its deadline",
     ),
     pytest.param(
+        [order(T0, "cart_created", **CART)],
+        {},
+        at(0, N, carts_created=1),
+        id="a cart open at the end of the stream is neither bought nor abandoned",
+    ),
+    pytest.param(
         [order(T0, "cart_created"), order(T0 + 1, "checkout_started", **CART)],
-        {"final_watermark_s": LATER},
+        FINAL,
         {},
         id="cart_created without cart_id and checkout_started count nothing",
     ),
     pytest.param(
         [order(T0, "cart_created", **CART), order(T0 + 60, "cart_created", **CART)],
-        {"final_watermark_s": LATER},
-        at(0, N, carts_created=1, carts_abandoned=1),
+        FINAL,
+        cells(at(0, N, carts_created=1), at(2100, N, carts_abandoned=1)),
         id="a cart_id that is open is not created again",
     ),
     pytest.param(
@@ -625,9 +919,13 @@ ORDER_CASES = [
             purchase(T0 + 60, **CART),
             order(T0 + 120, "cart_created", **CART),
         ],
-        {"final_watermark_s": LATER},
+        FINAL,
         cells(
-            at(0, N, carts_created=1), bought(60), at(120, N, carts_created=1, carts_abandoned=1)
+            at(0, N, carts_created=1),
+            bought(60),
+            at(60, N, carts_purchased=1),
+            at(120, N, carts_created=1),
+            at(2220, N, carts_abandoned=1),  # why: T0+120+2100
         ),
         id="a bought cart's id opens a new cart",
     ),
@@ -637,8 +935,13 @@ ORDER_CASES = [
             order(T0 + 60, "cart_created", cart_id="c2"),
             purchase(T0 + 120),
         ],
-        {"final_watermark_s": LATER},
-        cells(at(0, N, carts_created=1), at(60, N, carts_created=1), bought(120)),
+        FINAL,
+        cells(
+            at(0, N, carts_created=1),
+            at(60, N, carts_created=1),
+            bought(120),
+            at(120, N, carts_purchased=2),
+        ),
         id="a purchase without cart_id closes every open cart of the customer",
     ),
 ]
@@ -785,11 +1088,20 @@ def test_active_at_window_start_is_now_minus_activations_plus_churns() -> None:
 
 def test_params_from_settings_follow_the_settings() -> None:
     settings = Settings(
-        session_gap_s=900, currency_rates={"EUR": Decimal(1), "USD": Decimal("0.9")}
+        session_gap_s=900,
+        currency_rates={"EUR": Decimal(1), "USD": Decimal("0.9")},
+        purchase_event="order_completed",
     )
     params = TruthParams.from_settings(settings, now_s=NOW, final_watermark_s=LATER)
     assert params.session_gap_s == 900
+    assert params.purchase_event == "order_completed"
     assert dict(params.rates) == {"EUR": Decimal(1), "USD": Decimal("0.9")}
     assert params.final_watermark_s == LATER
     result = ground_truth([pv(T0), pv(T0 + 900)], params)
     assert result.total("sessions") == 2
+    converting = ground_truth([key_event(T0, "order_completed")], params)
+    assert converting.total("converted_sessions") == 1
+
+
+def test_purchase_event_defaults_to_the_settings_default() -> None:
+    assert TruthParams(now_s=NOW).purchase_event == Settings().purchase_event == "purchase"
