@@ -804,6 +804,10 @@ def _plain(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
+def _multiple(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}x"
+
+
 _COLUMNS: Final = (
     ("sessions", "sessions", lambda v: "-" if v is None else f"{v:,.0f}"),
     ("conversion_rate", "conv.", _ratio),
@@ -814,7 +818,7 @@ _COLUMNS: Final = (
     ("cart_abandonment_rate", "cart aband.", _ratio),
     ("average_order_value", "AOV", _plain),
     ("revenue", "revenue", _money),
-    ("roas", "ROAS", _plain),
+    ("roas", "ROAS", _multiple),
     ("nps", "NPS", lambda v: "-" if v is None else f"{v:+.0f}"),
 )
 

@@ -52,21 +52,27 @@ def test_campaign_rows_sum_components_over_channels_then_divide() -> None:
             {
                 "campaign": "a",
                 "channel": "paid",
-                "components": {"sessions": 10, "converted_sessions": 1},
+                "components": {"sessions": 10, "converted_sessions": 1, "unconverted_sessions": 9},
             },
             {
                 "campaign": "a",
                 "channel": "email",
-                "components": {"sessions": 30, "converted_sessions": 9},
+                "components": {"sessions": 30, "converted_sessions": 9, "unconverted_sessions": 21},
             },
-            {"campaign": "b", "channel": "paid", "components": {"sessions": 50}},
+            {
+                "campaign": "b",
+                "channel": "paid",
+                "components": {"sessions": 50, "unconverted_sessions": 50},
+            },
         ],
-        "overall": {"components": {"sessions": 90, "converted_sessions": 10}},
+        "overall": {
+            "components": {"sessions": 90, "converted_sessions": 10, "unconverted_sessions": 80}
+        },
     }
     rows = campaign_rows(document)
     assert [r.campaign for r in rows] == ["b", "a", "all"]  # busiest first, then the total
     a = rows[1]
-    assert a.components == {"sessions": 40, "converted_sessions": 10}
+    assert a.components == {"sessions": 40, "converted_sessions": 10, "unconverted_sessions": 30}
     # (1 + 9) / (10 + 30), not the mean of 10 % and 30 %.
     assert a.kpis["conversion_rate"] == pytest.approx(0.25)
     assert rows[0].kpis["conversion_rate"] == 0  # a missing numerator counts 0
