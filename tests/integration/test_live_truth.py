@@ -152,6 +152,7 @@ async def read_inputs(bootstrap: str, topics: dict[Kind, str]) -> list[Record]:
     return records
 
 
+@pytest.mark.timeout(OBSERVE_S + 900)  # warm-up (~1-2 min at rate 50) + OBSERVE_S + reading
 async def test_a_healthy_demo_tells_the_truth_at_every_scrape_and_raises_no_alert(
     kafka_libs: Path, tmp_path: Path
 ) -> None:
