@@ -288,9 +288,9 @@ def alter(
                 if kind is Kind.orders and event_type in ("purchase", "refund"):
                     return None
             case IncidentKind.landing_broken if landing_page is not None and not landing_hit:
-                if incident.page is None or incident.page == landing_page:
-                    if kind in (Kind.pageviews, Kind.orders):
-                        return None
+                on_page = incident.page is None or incident.page == landing_page
+                if on_page and kind in (Kind.pageviews, Kind.orders):
+                    return None
             case IncidentKind.ad_overspend if kind is Kind.adspend:
                 cost = Decimal(str(fields["cost"])) * Decimal(str(incident.factor))
                 fields = fields | {"cost": str(cost.quantize(_CENT))}

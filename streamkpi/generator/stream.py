@@ -156,8 +156,8 @@ class GenConfig:
     recipients it hits into hard bounces and drops what would follow them,
     ``traffic-stop`` drops events, ``ad-overspend`` multiplies costs, ``nps-drop`` lowers
     scores; ``conversion-drop``, ``checkout-broken`` and ``landing-broken`` need the live
-    generator's visit context and are refused here. With the defaults (no incident, 5 % bounces) the stream is
-    byte for byte what it was before these fields existed.
+    generator's visit context and are refused here. With the defaults (no incident, 5 %
+    bounces) the stream is byte for byte what it was before these fields existed.
 
     Per normal event, ``invalid_rate`` adds a malformed message after it and
     ``late_rate`` an event dated well behind its partition's watermark; then

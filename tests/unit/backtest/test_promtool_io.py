@@ -40,7 +40,8 @@ def test_rules_for_copies_the_alert_and_what_it_reads_verbatim() -> None:
     ]
     copied_records, copied_alerts = rules["groups"][0]["rules"], rules["groups"][1]["rules"]
     assert copied_alerts == shipped
-    assert copied_records and all(recorded[r["record"]] == r for r in copied_records)
+    assert copied_records
+    assert all(recorded[r["record"]] == r for r in copied_records)
     names = {r["record"] for r in copied_records}
     assert "campaign_channel:streamkpi_deliverability:ratio5m" in names
     assert "streamkpi_emails_sent" in metrics

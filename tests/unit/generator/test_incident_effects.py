@@ -118,7 +118,8 @@ def test_checkout_broken_stops_the_campaigns_purchases_and_keeps_its_carts(
         )
         for events in (healthy, sick)
     ]
-    assert revenue[0] > 0 and revenue[1] == 0
+    assert revenue[0] > 0
+    assert revenue[1] == 0
 
 
 def _landing_hits(events: list[Event]) -> list[Event]:
@@ -152,12 +153,12 @@ def test_landing_broken_leaves_the_pages_visits_at_their_landing_hit(
     sick = _events(_incident("landing-broken:page=/pricing"))
     lost = _only_dropped(healthy, sick)
     hits, went_on = _followed(healthy, "/pricing")
-    assert hits >= 100 and went_on / hits > 0.4  # healthy visits go on
+    assert hits >= 100
+    assert went_on / hits > 0.4
     sick_hits, sick_went_on = _followed(sick, "/pricing")
     assert (sick_hits, sick_went_on) == (hits, 0)  # every landing hit kept, nothing after
     assert _followed(sick, "/") == _followed(healthy, "/")  # other landing pages untouched
     assert {e[0] for e in lost} <= {Kind.pageviews, Kind.orders}
-    assert all(not e[1].get("type") == "page_view" or e in lost for e in lost)
 
 
 def test_landing_broken_by_campaign_bounces_only_that_campaigns_visits(
@@ -172,7 +173,8 @@ def test_landing_broken_by_campaign_bounces_only_that_campaigns_visits(
     pages = [
         e for e in lost if e[0] is Kind.pageviews and e[1].get("type", "page_view") == "page_view"
     ]
-    assert pages and all(str(e[1]["referrer"]).startswith(SITE) for e in pages)
+    assert pages
+    assert all(str(e[1]["referrer"]).startswith(SITE) for e in pages)
     # Orders lost carry the campaign (its visitors' carts): none of another campaign.
     assert {e[1].get("campaign") for e in lost if e[0] is Kind.orders} <= {"influencer_x"}
 
@@ -221,7 +223,8 @@ def test_nps_drop_turns_the_share_of_answers_into_detractors(healthy: list[Event
         for a, b in zip(healthy, sick, strict=True)
         if a[0] is Kind.surveys and a[1]["score"] != b[1]["score"]
     ]
-    assert changed and all(old > 6 >= new for old, new in changed)
+    assert changed
+    assert all(old > 6 >= new for old, new in changed)
     everything = _events("nps-drop:severity=1")
     assert all(e[1]["score"] <= 6 for e in everything if e[0] is Kind.surveys)
 
