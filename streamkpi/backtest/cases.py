@@ -29,9 +29,9 @@ from typing import Any, Final
 
 from streamkpi.backtest.promtool import (
     PromtoolResult,
+    concat,
     duration,
     input_series,
-    merge_series,
     rules_for,
     run_promtool,
 )
@@ -172,18 +172,15 @@ def check(case: AlertCase, workdir: Path | None = None) -> CaseResult:
     before = round(case.sample_before_s / STEP_S)  # samples before the incident
     drift = "offset 1w" in rule["expr"]
     offset_s = float(WEEK_S) if drift else 0.0
-    baseline: list[dict[str, str]] = []
-    if drift:
-        last_week = _run(
-            replace(case.live, seed=case.seed_baseline), case.engine, duration_s, sample_from
-        )
-        baseline = input_series(last_week, metrics=metrics)
     gap = round(WEEK_S / STEP_S) - steps
 
     def series(samples: Samples) -> list[dict[str, str]]:
         if not drift:
             return input_series(samples, metrics=metrics)
-        return merge_series(baseline, input_series(samples, offset_steps=gap, metrics=metrics))
+        last_week = _run(
+            replace(case.live, seed=case.seed_baseline), case.engine, duration_s, sample_from
+        )
+        return input_series(concat(last_week, gap, samples), metrics=metrics)
 
     name = case.alert
     selector = ",".join(
@@ -240,10 +237,7 @@ def first_firing_s(case: AlertCase, workdir: Path | None = None) -> float | None
             replace(case.live, seed=case.seed_baseline), case.engine, duration_s, sample_from
         )
         gap = round(WEEK_S / STEP_S) - sick.steps
-        series = merge_series(
-            input_series(last_week, metrics=metrics),
-            input_series(sick, offset_steps=gap, metrics=metrics),
-        )
+        series = input_series(concat(last_week, gap, sick), metrics=metrics)
     selector = ",".join(
         [f'alertname="{case.alert}"', 'alertstate="firing"']
         + [f'{k}="{v}"' for k, v in sorted(case.scope.items())]

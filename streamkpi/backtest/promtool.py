@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -29,6 +29,7 @@ __all__ = [
     "ALERT_FILE",
     "RULE_FILE",
     "PromtoolResult",
+    "concat",
     "input_series",
     "rules_for",
     "run_promtool",
@@ -115,13 +116,18 @@ def input_series(
     return out
 
 
-def merge_series(*sets: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-    """Concatenate input series of consecutive stretches (each already offset)."""
-    merged: dict[str, list[str]] = {}
-    for series in sets:
-        for item in series:
-            merged.setdefault(item["series"], []).append(item["values"])
-    return [{"series": k, "values": " ".join(v)} for k, v in sorted(merged.items())]
+def concat(first: Samples, gap_steps: int, second: Samples) -> Samples:
+    """Return ``first``, ``gap_steps`` empty steps, then ``second``, as one set of samples.
+
+    A series missing from one of them is absent there (not shifted).
+    """
+    out = Samples(first.start_s, first.step_s)
+    out.steps = first.steps + gap_steps + second.steps
+    for name in sorted({*first.series, *second.series}):
+        a = first.series.get(name, [None] * first.steps)
+        b = second.series.get(name, [None] * second.steps)
+        out.series[name] = [*a, *([None] * gap_steps), *b]
+    return out
 
 
 @dataclass(frozen=True)
