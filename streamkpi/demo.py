@@ -149,6 +149,16 @@ INCIDENT_KPIS: Final[Mapping[IncidentKind, tuple[str, ...]]] = {
     IncidentKind.deliverability_drop: ("deliverability",),
     IncidentKind.conversion_drop: ("conversion_rate", "cart_abandonment_rate", "cpa", "roas"),
     IncidentKind.traffic_stop: ("traffic",),
+    IncidentKind.checkout_broken: (
+        "cart_abandonment_rate",
+        "conversion_rate",
+        "revenue",
+        "roas",
+        "cpa",
+    ),
+    IncidentKind.landing_broken: ("bounce_rate", "landing_bounce_rate"),
+    IncidentKind.ad_overspend: ("cpa", "roas"),
+    IncidentKind.nps_drop: ("nps",),
 }
 
 

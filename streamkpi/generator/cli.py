@@ -70,14 +70,22 @@ BACKFILL = _BackfillType()
 
 _EPILOG = """\b
 Incidents (--incident, repeatable): KIND[:campaign=NAME][:at=+DURATION][:for=DURATION][:severity=S]
+  (landing-broken also takes page=PATH, ad-overspend factor=F)
   deliverability-drop  delivered e-mails bounce instead; deliverability, opens, clicks fall
                        (default severity 0.5: half the e-mails of the campaign bounce)
   conversion-drop      key events and purchases of the campaign's visits are lost; conversion
                        rate, purchases, revenue and ROAS fall (default severity 0.8)
   traffic-stop         every event of the campaign stops, or of the whole stream when no
                        campaign is given (default severity 1)
+  checkout-broken      purchases of the campaign's visits stop: carts are abandoned, revenue,
+                       conversion rate and ROAS fall (default severity 1)
+  landing-broken       visits landing on page= (or from the campaign) leave after the landing
+                       hit: bounce and landing bounce rates rise (default severity 1)
+  ad-overspend         the campaign's ad spend is multiplied by factor= (default 5): CPA rises,
+                       ROAS falls
+  nps-drop             survey answers fall to detractor scores: NPS falls (default severity 0.5)
   at= is the time after the start (default +0), for= how long (default: to the end);
-  durations are 90s, 5m, 1h30m, 2d. Campaigns: spring_sale, black_friday, brand_search,
+  durations need a unit: 90s, 5m, 1h30m, 2d. Campaigns: spring_sale, black_friday, brand_search,
   retargeting_q4, influencer_x, webinar_ai (e-mails: spring_sale, black_friday, webinar_ai).
 
 \b
@@ -182,15 +190,18 @@ def generate(
     from streamkpi.topics import TopicsError, ensure_topics
 
     settings = _load(ctx, bootstrap_servers)
-    config = LiveConfig(
-        rate=rate,
-        seed=seed,
-        partitions=settings.topic_partitions,
-        daily_swing=daily_swing,
-        incidents=incidents,
-        invalid_rate=invalid_rate,
-        backfill_s=backfill or 0.0,
-    )
+    try:
+        config = LiveConfig(
+            rate=rate,
+            seed=seed,
+            partitions=settings.topic_partitions,
+            daily_swing=daily_swing,
+            incidents=incidents,
+            invalid_rate=invalid_rate,
+            backfill_s=backfill or 0.0,
+        )
+    except IncidentError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--incident'") from None
 
     def say(message: str) -> None:
         click.echo(f"generate: {message}", err=True)

@@ -19,13 +19,13 @@ import heapq
 import math
 import random
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from streamkpi.events import Kind
-from streamkpi.generator.incidents import Incident, alter
+from streamkpi.generator.incidents import Incident, IncidentError, IncidentKind, alter
 from streamkpi.generator.stream import (
     OTHER_REFERRERS,
     SEARCH_REFERRERS,
@@ -53,6 +53,7 @@ __all__ = [
     "LiveConfig",
     "LiveGenerator",
     "Source",
+    "check_incidents",
     "daily_rhythm",
     "longest_funnel_delay_s",
     "steady_backfill_s",
@@ -289,6 +290,26 @@ class LiveConfig:
             raise ValueError(
                 "adspend_every_s must be positive, warmup_s and backfill_s not negative"
             )
+        check_incidents(self.incidents, self.campaigns)
+
+
+def check_incidents(incidents: Iterable[Incident], campaigns: tuple[Campaign, ...]) -> None:
+    """Refuse incidents that would change nothing: an unknown campaign, no e-mail to drop."""
+    names = [c.name for c in campaigns]
+    mailing = [c.name for c in campaigns if c.email_weight > 0]
+    for incident in incidents:
+        if incident.campaign is None:
+            continue
+        if incident.campaign not in names:
+            raise IncidentError(
+                f"{incident.kind}: unknown campaign {incident.campaign!r} "
+                f"(campaigns: {', '.join(names)})"
+            )
+        if incident.kind is IncidentKind.deliverability_drop and incident.campaign not in mailing:
+            raise IncidentError(
+                f"deliverability-drop: campaign {incident.campaign!r} sends no e-mail "
+                f"(e-mail campaigns: {', '.join(mailing) or 'none'})"
+            )
 
 
 @dataclass(order=True)
@@ -320,6 +341,11 @@ class _LiveSim(Sim):
         self.gen = gen
         self.id_prefix = gen.run_tag + "-"
         self.context_campaign: str | None = None
+        # The landing page of the visit being built ("" for none); None outside a visit,
+        # and before its landing hit.
+        self.in_visit = False
+        self.context_page: str | None = None
+        self.context_landing_ms = 0
         self.key_events: list[str] = []
         # (due, seq, event): tuples compare in C, the dataclass's __lt__ in Python (a fifth
         # of a backfill's time went there).
@@ -332,6 +358,11 @@ class _LiveSim(Sim):
         """Queue an event of the run (those before the start are warm-up, not produced)."""
         if kind is Kind.pageviews and fields.get("type") == "key_event":
             self.key_events.append(fields["name"])
+        landing_hit = False
+        if self.in_visit and self.context_page is None and kind is Kind.pageviews:
+            landing_hit = True
+            self.context_page = fields.get("page", "")
+            self.context_landing_ms = ts_ms
         gen = self.gen
         if ts_ms < gen.first_ms or ts_ms > gen.end_ms:
             return
@@ -343,6 +374,11 @@ class _LiveSim(Sim):
             elapsed_s=(ts_ms - gen.origin_ms) / 1000,
             campaign=campaign,
             entity=key,
+            landing_page=self.context_page,
+            landing_hit=landing_hit,
+            landing_elapsed_s=(self.context_landing_ms - gen.origin_ms) / 1000
+            if self.context_page is not None
+            else None,
         )
         if altered is None:
             gen.suppressed += 1
@@ -505,6 +541,7 @@ class LiveGenerator:
         if isinstance(sim, _LiveSim):
             sim.key_events = []
             sim.context_campaign = campaign.name if campaign is not None else None
+            sim.in_visit, sim.context_page = True, None
         before = len(sim.events)
         t_ms = emit_visit(sim, visitor, t_ms, session_id, funnel=funnel, source=fields)
         key_events = (
@@ -529,6 +566,7 @@ class LiveGenerator:
             emit_shopping(sim, base, currency, t_ms, sim.burst_jitter(), buy_rate=buy_rate)
         if isinstance(sim, _LiveSim):
             sim.context_campaign = None
+            sim.in_visit, sim.context_page = False, None
 
     def _new_visit(self, t_ms: int) -> None:
         rng = self._rng

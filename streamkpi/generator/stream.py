@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from streamkpi.events import Kind
-from streamkpi.generator.incidents import Incident, IncidentKind, alter
+from streamkpi.generator.incidents import VISIT_CONTEXT_KINDS, Incident, alter
 
 __all__ = [
     "CURRENCY_RATES",
@@ -154,9 +154,10 @@ class GenConfig:
     same as ``streamkpi generate --incident``; ``at_s`` counts from ``start_s``) alter the
     events as the live generator's do: ``deliverability-drop`` turns deliveries of the
     recipients it hits into hard bounces and drops what would follow them,
-    ``traffic-stop`` drops events; ``conversion-drop`` needs the live generator's visit
-    context and is refused here. With the defaults (no incident, 5 % bounces) the stream is
-    byte for byte what it was before these fields existed.
+    ``traffic-stop`` drops events, ``ad-overspend`` multiplies costs, ``nps-drop`` lowers
+    scores; ``conversion-drop``, ``checkout-broken`` and ``landing-broken`` need the live
+    generator's visit context and are refused here. With the defaults (no incident, 5 %
+    bounces) the stream is byte for byte what it was before these fields existed.
 
     Per normal event, ``invalid_rate`` adds a malformed message after it and
     ``late_rate`` an event dated well behind its partition's watermark; then
@@ -215,11 +216,11 @@ class GenConfig:
         for incident in self.incidents:
             if not isinstance(incident, Incident):
                 raise ValueError(f"not an incident: {incident!r}")
-            if incident.kind is IncidentKind.conversion_drop:
+            if incident.kind in VISIT_CONTEXT_KINDS:
                 raise ValueError(
-                    "conversion-drop needs the live generator's visit context "
-                    "(streamkpi generate); the batch stream takes deliverability-drop and "
-                    "traffic-stop"
+                    f"{incident.kind} needs the live generator's visit context "
+                    "(streamkpi generate); the batch stream takes deliverability-drop, "
+                    "traffic-stop, ad-overspend and nps-drop"
                 )
 
 

@@ -39,6 +39,19 @@ STOP = IncidentKind.traffic_stop
         ("conversion-drop:severity=40%", Incident(CONV, None, 0.0, None, 0.4)),
         # surrounding spaces are forgiven (shell quoting accidents)
         (" traffic-stop : campaign = x ", Incident(STOP, "x", 0.0, None, 1.0)),
+        # the kinds of #11, with their defaults and own keys
+        ("checkout-broken", Incident(IncidentKind.checkout_broken, None, 0.0, None, 1.0)),
+        (
+            "landing-broken:page=/pricing:at=+1h",
+            Incident(IncidentKind.landing_broken, None, 3600.0, None, 1.0, "/pricing"),
+        ),
+        (
+            "ad-overspend:campaign=x:factor=8x",
+            Incident(IncidentKind.ad_overspend, "x", 0.0, None, 1.0, factor=8.0),
+        ),
+        ("nps-drop", Incident(IncidentKind.nps_drop, None, 0.0, None, 0.5)),
+        # a zero needs no unit
+        ("traffic-stop:at=0", Incident(STOP, None, 0.0, None, 1.0)),
     ],
 )
 def test_parse_incident(spec: str, expected: Incident) -> None:
@@ -51,7 +64,7 @@ def test_parse_incident(spec: str, expected: Incident) -> None:
         ("outage", "unknown incident kind 'outage' (one of: deliverability-drop"),  # typo'd kind
         ("", "unknown incident kind ''"),  # nothing at all
         ("traffic-stop:campaign", "'campaign' is not key=value"),  # forgotten value
-        ("traffic-stop:when=5m", "unknown key 'when' (keys: campaign, at, for, severity)"),
+        ("traffic-stop:when=5m", "unknown key 'when' (keys: campaign, page, at, for, severity"),
         ("traffic-stop:at=1m:at=2m", "at given twice"),  # ambiguous
         ("traffic-stop:at=5 minutes", "bad duration '5 minutes'"),  # unit spelled out
         ("traffic-stop:for=0s", "for must be positive"),  # an empty interval
@@ -60,6 +73,15 @@ def test_parse_incident(spec: str, expected: Incident) -> None:
         ("conversion-drop:severity=2", "severity must be in (0, 1]"),
         ("conversion-drop:severity=0", "severity must be in (0, 1]"),
         ("conversion-drop:severity=high", "bad severity 'high'"),
+        # seconds or minutes? a duration must say
+        ("traffic-stop:for=10", "for=10 has no unit: write 10s, 10m or 10h"),
+        ("traffic-stop:at=+5", "at=5 has no unit"),
+        ("traffic-stop::for=1m", "empty option"),
+        ("landing-broken:page=pricing", "page must be a path starting with '/'"),
+        ("traffic-stop:page=/", "page= is for landing-broken, not traffic-stop"),
+        ("nps-drop:factor=3", "factor= is for ad-overspend, not nps-drop"),
+        ("ad-overspend:factor=1", "factor must be in (1, 1000]"),
+        ("ad-overspend:factor=lots", "bad factor 'lots'"),
     ],
 )
 def test_parse_incident_refuses_with_a_clear_message(spec: str, message: str) -> None:
@@ -95,6 +117,9 @@ def test_describe_round_trips() -> None:
         "deliverability-drop:campaign=spring_sale:at=+5m:for=10m",
         "traffic-stop:at=90s",
         "conversion-drop:severity=0.3:for=1h",
+        "landing-broken:campaign=spring_sale:page=/:for=30m",
+        "ad-overspend:factor=2.5",
+        "nps-drop:severity=0.9",
     ):
         incident = parse_incident(spec)
         assert parse_incident(incident.describe()) == incident

@@ -1,0 +1,1 @@
+"""Backtests: replay generated traffic through the engine and the shipped rules (promtool)."""
