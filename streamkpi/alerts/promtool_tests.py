@@ -335,9 +335,7 @@ def _document(tests: list[Any], step_s: int) -> str:
     return _HEADER + yaml.safe_dump(document, sort_keys=False, width=10_000, allow_unicode=True)
 
 
-def render_alert_tests(
-    config: AlertConfig, engine: EngineConfig | None = None
-) -> dict[str, str]:
+def render_alert_tests(config: AlertConfig, engine: EngineConfig | None = None) -> dict[str, str]:
     """Return the generated promtool test files of ``config``'s alert rules, by file name.
 
     ``streamkpi-alerts.generated.yml`` tests the threshold and pipeline rules,

@@ -82,11 +82,7 @@ def _component_topics() -> dict[str, tuple[str, ...]]:
     for family, topic in _FAMILY_TOPICS:
         for name in family.components:
             found.setdefault(name, set()).add(topic)
-    topics = (
-        _PENDING_TOPICS
-        | {name: tuple(sorted(t)) for name, t in found.items()}
-        | _STOCK_TOPICS
-    )
+    topics = _PENDING_TOPICS | {name: tuple(sorted(t)) for name, t in found.items()} | _STOCK_TOPICS
     missing = {c.name for c in COMPONENTS} - set(topics)
     if missing:
         raise RuntimeError(f"components without an input topic: {sorted(missing)}")

@@ -643,7 +643,10 @@ def _ecommerce(ctx: _Context, ids: _Ids) -> Json:
     for title, names in (
         ("Revenue and refunds", ("revenue", "refunded_revenue")),
         # Bought + abandoned is cart abandonment's denominator (carts decided).
-        ("Carts created, bought, abandoned", ("carts_created", "carts_purchased", "carts_abandoned")),
+        (
+            "Carts created, bought, abandoned",
+            ("carts_created", "carts_purchased", "carts_abandoned"),
+        ),
         ("Customers: active, activated, churned", _CUSTOMERS),
     ):
         comps = [_COMPONENTS[n] for n in names]

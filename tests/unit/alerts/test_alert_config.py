@@ -254,6 +254,7 @@ def test_a_roas_alert_reads_in_multiples() -> None:
     rules = {r.alert: r for r in build_alert_rules(load_alert_config())}
     roas = rules["StreamKPIROASLow"]
     assert roas.annotations["summary"] == "ROAS below 1x"
-    assert '{{ $value | printf "%.2f" }}x over the last 5m, below 1x' in (
-        roas.annotations["description"]
+    assert (
+        '{{ $value | printf "%.2f" }}x over the last 5m, below 1x'
+        in (roas.annotations["description"])
     )

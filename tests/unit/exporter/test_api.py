@@ -12,6 +12,9 @@ from streamkpi.exporter.api import ApiError, kpis_document, snapshot_records
 ROWS = [
     ("sessions", "5m", ("spring", "paid"), 40),
     ("converted_sessions", "5m", ("spring", "paid"), 4),
+    # conversion 4 / (4 + 36) = 0.1; bounce 0 / (0 + 30) = 0 (two-component denominators)
+    ("unconverted_sessions", "5m", ("spring", "paid"), 36),
+    ("engaged_sessions", "5m", ("spring", "paid"), 30),
     ("revenue", "5m", ("spring", "paid"), Decimal("99.90")),
     ("purchases", "5m", ("spring", "paid"), 2),
     ("sessions", "1h", ("spring", "paid"), 400),
