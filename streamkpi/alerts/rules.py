@@ -34,10 +34,10 @@ from streamkpi.alerts.config import (
 from streamkpi.config import parse_duration_s
 from streamkpi.dashboards.ids import Dashboard, PipelinePanel, dashboard_url, kpi_panel_id
 from streamkpi.kpis.buckets import Family
+from streamkpi.kpis.config import EngineConfig
 from streamkpi.kpis.email import EMAILS
 from streamkpi.kpis.orders import ORDERS
 from streamkpi.kpis.sessions import LANDING, PAGEVIEWS
-from streamkpi.kpis.config import EngineConfig
 from streamkpi.kpis.spec import COMPONENTS, KPIS, Unit, detection_delay_s
 from streamkpi.kpis.stateless import ADSPEND, SURVEYS
 from streamkpi.rules.recording import dump_yaml, record_name, wrap_comment

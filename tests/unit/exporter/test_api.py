@@ -70,9 +70,11 @@ def test_snapshot_records_are_keyed_by_partition_and_tombstone_vanished_keys() -
     five = orjson.loads(values[(3, "campaign_channel", "spring", "paid", "5m")])
     assert five["components"] == {
         "converted_sessions": 4,
+        "engaged_sessions": 30,
         "purchases": 2,
         "revenue": "99.90",
         "sessions": 40,
+        "unconverted_sessions": 36,
     }
     assert five["kpis"]["conversion_rate"] == 0.1
     # next time the 1 h row is gone: its key gets a tombstone
