@@ -46,6 +46,7 @@ from streamkpi.alerts.rules import render_alert_file
 from streamkpi.config import ConfigError, Settings, load_settings
 from streamkpi.generator.cli import BACKFILL, DURATION, INCIDENT, STEADY
 from streamkpi.generator.incidents import Incident, IncidentKind
+from streamkpi.kpis.config import EngineConfig
 from streamkpi.kpis.spec import Labels
 from streamkpi.kpis.values import kpi_values
 
@@ -706,7 +707,11 @@ class _Demo:
             )
             (workdir / "alerts").mkdir()
             (workdir / "alerts" / "streamkpi-alerts.yml").write_text(
-                render_alert_file(alerts, f"the shipped alert config, for: {self.alert_for_s:g}s")
+                render_alert_file(
+                    alerts,
+                    f"the shipped alert config, for: {self.alert_for_s:g}s",
+                    EngineConfig.from_settings(self.settings),
+                )
             )
             config["rule_files"] = [
                 p for p in config["rule_files"] if Path(p).parent.name != "alerts"

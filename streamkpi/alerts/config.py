@@ -19,7 +19,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from streamkpi.config import ConfigError, parse_duration_s
 from streamkpi.dashboards.ids import DEFAULT_GRAFANA_URL
-from streamkpi.kpis.spec import COMPONENTS, KPIS, Labels
+from streamkpi.kpis.config import EngineConfig
+from streamkpi.kpis.spec import COMPONENTS, KPIS, Labels, detection_delay_s
 
 __all__ = [
     "DEFAULT_FILE",
@@ -35,7 +36,10 @@ __all__ = [
     "Pipeline",
     "Severity",
     "Windows",
+    "check_detection_delays",
     "check_windows",
+    "delay_origin",
+    "human_duration",
     "kpi_thresholds",
     "levels_of",
     "load_alert_config",
@@ -100,7 +104,7 @@ class KpiAlerts(_Model):
     for_: Duration = Field(default="10m", alias="for")
     # At least this much of the volume component in the short window (so: in both).
     min_volume: float = Field(default=100, gt=0)
-    # The component guarded (default: the KPI's denominator; a sum guards itself).
+    # The component guarded (default: the KPI's population, Kpi.volume; a sum guards itself).
     volume: str | None = None
     # Default: campaign_channel (page for landing-page KPIs).
     level: Level | None = None
@@ -244,8 +248,6 @@ def _problems(config: AlertConfig) -> list[tuple[str, str]]:
                 problems.append((f"{where}.volume", f"{entry.volume!r} is not a component"))
             elif _COMPONENTS[entry.volume].labels is not labels_of(name):
                 problems.append((f"{where}.volume", f"{entry.volume} has other labels than {name}"))
-        elif name in _KPIS and len(_KPIS[name].denominator) > 1:
-            problems.append((f"{where}.volume", "name the component to guard on"))
     for campaign, overrides in config.campaigns.items():
         if not _CAMPAIGN.match(campaign):
             problems.append((f"campaigns.{campaign}", "a campaign name is [A-Za-z0-9_.-]+"))
@@ -280,6 +282,51 @@ def check_windows(config: AlertConfig, windows: tuple[str, ...]) -> None:
                     f"invalid alert setting '{where}.{field}': {value} is not one of the "
                     f"recorded windows ({', '.join(windows)}; setting 'windows')"
                 )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def human_duration(seconds: int) -> str:
+    """Return ``seconds`` as a person reads it: ``35 min``, ``1 h 5 min``, ``90 d``, ``0 s``."""
+    parts = []
+    rest = seconds
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count} {unit}")
+    return " ".join(parts) or "0 s"
+
+
+def delay_origin(name: str, engine: EngineConfig) -> str:
+    """Return where a KPI's detection delay comes from: ``session_gap_s=1800 + ...``."""
+    fields = _KPIS[name].delay if name in _KPIS else ()
+    return " + ".join(f"{field}={int(getattr(engine, field))}" for field in fields)
+
+
+def check_detection_delays(
+    config: AlertConfig, engine: EngineConfig, source: str = "the alert config"
+) -> None:
+    """Raise ConfigError for a KPI alert whose long window is shorter than the KPI's delay.
+
+    A window shorter than the detection delay (how long after a change in behaviour the
+    KPI's value fully shows it, e.g. session gap + allowed lateness for bounce rate) cannot
+    have seen the change when it is judged: the alert would never fire in time, or be
+    measured against a partial population. ``engine`` holds the settings in use.
+    """
+    problems = []
+    for name, entry in config.kpis.items():
+        if name not in _KPIS:
+            continue
+        delay_s = detection_delay_s(_KPIS[name], engine)
+        windows = entry.windows or config.windows
+        if parse_duration_s(windows.long) < delay_s:
+            key = f"kpis.{name}.windows.long" if entry.windows else "windows.long"
+            problems.append(
+                f"invalid alert setting '{key}' in {source}: the long window {windows.long} "
+                f"of the {name} alerts is shorter than the detection delay of {name}, "
+                f"{human_duration(delay_s)} (settings {delay_origin(name, engine)}); "
+                "use a longer window or shorter settings"
+            )
     if problems:
         raise ConfigError("\n".join(problems))
 

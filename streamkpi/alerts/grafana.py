@@ -22,6 +22,7 @@ from typing import Any
 from streamkpi.alerts.config import AlertConfig
 from streamkpi.alerts.rules import PREFIX, AlertRule, build_alert_rules, build_groups
 from streamkpi.dashboards.ids import DATASOURCE_UID, FOLDER
+from streamkpi.kpis.config import EngineConfig
 from streamkpi.rules.recording import dump_yaml
 
 __all__ = [
@@ -132,9 +133,13 @@ def grafana_rule(rule: AlertRule) -> dict[str, Any]:
     return entry
 
 
-def render_grafana_alerting(config: AlertConfig) -> str:
-    """Return the Grafana alert-provisioning file of ``config``: deterministic YAML."""
-    rules = build_alert_rules(config)
+def render_grafana_alerting(config: AlertConfig, engine: EngineConfig | None = None) -> str:
+    """Return the Grafana alert-provisioning file of ``config``: deterministic YAML.
+
+    ``engine``: the engine config of the settings in use (default settings if None), for the
+    detection times and the refusal of windows shorter than a KPI's detection delay.
+    """
+    rules = build_alert_rules(config, engine)
     groups = []
     for group in build_groups(rules):
         members = [r for r in rules if r.group == group["name"]]

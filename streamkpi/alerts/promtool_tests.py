@@ -26,6 +26,7 @@ import yaml
 from streamkpi.alerts.config import AlertConfig
 from streamkpi.alerts.rules import AlertRule, build_alert_rules
 from streamkpi.config import parse_duration_s
+from streamkpi.kpis.config import EngineConfig
 
 __all__ = ["ALERT_FILE", "expand", "render_alert_tests"]
 
@@ -334,13 +335,13 @@ def _document(tests: list[Any], step_s: int) -> str:
     return _HEADER + yaml.safe_dump(document, sort_keys=False, width=10_000, allow_unicode=True)
 
 
-def render_alert_tests(config: AlertConfig) -> dict[str, str]:
+def render_alert_tests(config: AlertConfig, engine: EngineConfig | None = None) -> dict[str, str]:
     """Return the generated promtool test files of ``config``'s alert rules, by file name.
 
     ``streamkpi-alerts.generated.yml`` tests the threshold and pipeline rules,
     ``streamkpi-alerts-drift.generated.yml`` the drift rules (at a coarser step).
     """
-    rules = build_alert_rules(config)
+    rules = build_alert_rules(config, engine)
     drift = [r for r in rules if r.kind == "drift"]
     others = [r for r in rules if r.kind != "drift"]
     step_s = evaluation_step_s(others)

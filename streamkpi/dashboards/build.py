@@ -139,6 +139,8 @@ class _Context:
             Unit.number: "short",
             Unit.currency: currency_unit(self.currency),
             Unit.ratio: "percentunit",
+            Unit.percent: "percentunit",  # ROI: 0.5 shows as 50%, 1.5 as 150%
+            Unit.multiple: "suffix:x",  # ROAS: 2.1 shows as 2.1x
             Unit.score: "none",
         }[unit]
 
@@ -149,14 +151,22 @@ class _Context:
         return custom_variable("window", "Window", self.windows, self.windows[0])
 
 
+_PROVISIONAL = (
+    "Provisional: counted in the bucket of each e-mail's first delivery, so a window's "
+    "value still rises for hours as late opens and clicks of its deliveries arrive; the "
+    "latest windows read low."
+)
+
+
 def _kpi_description(kpi: Kpi, query: str, scope: str) -> str:
+    provisional = f" {_PROVISIONAL}" if kpi.provisional else ""
     return (
         f"{kpi.help} Formula: `{formula(kpi)}`, each component summed over the trailing "
         f"window ($window) and over all workers, then divided; no value when the denominator "
-        f"is 0. {_GOOD[kpi.direction]} {scope} Query: `{query}`."
+        f"is 0.{provisional} {_GOOD[kpi.direction]} {scope} Query: `{query}`."
         if kpi.is_ratio
         else f"{kpi.help} Formula: `{formula(kpi)}`, summed over the trailing window ($window) "
-        f"and over all workers. {_GOOD[kpi.direction]} {scope} Query: `{query}`."
+        f"and over all workers.{provisional} {_GOOD[kpi.direction]} {scope} Query: `{query}`."
     )
 
 
@@ -632,7 +642,11 @@ def _ecommerce(ctx: _Context, ids: _Ids) -> Json:
     grid.row(row("Volumes by channel", panel_id=ids.auto()))
     for title, names in (
         ("Revenue and refunds", ("revenue", "refunded_revenue")),
-        ("Carts created and abandoned", ("carts_created", "carts_abandoned")),
+        # Bought + abandoned is cart abandonment's denominator (carts decided).
+        (
+            "Carts created, bought, abandoned",
+            ("carts_created", "carts_purchased", "carts_abandoned"),
+        ),
         ("Customers: active, activated, churned", _CUSTOMERS),
     ):
         comps = [_COMPONENTS[n] for n in names]

@@ -15,6 +15,7 @@ __all__ = [
     "DATASOURCE_UID",
     "DEFAULT_GRAFANA_URL",
     "FOLDER",
+    "PANEL_ORDER",
     "Dashboard",
     "PipelinePanel",
     "dashboard_url",
@@ -48,14 +49,43 @@ class PipelinePanel(int, Enum):
     workers = 7  # workers up
 
 
-_KPI_INDEX = {k.name: i for i, k in enumerate(KPIS)}
+# The order that numbers the KPI panels: the spec's KPIs as they were when the ids were
+# first handed out, new ones appended (the spec may list a new KPI next to its relatives:
+# key_event_rate after conversion_rate), so bookmarked panels and alert links stay put.
+PANEL_ORDER: tuple[str, ...] = (
+    "traffic",
+    "sessions",
+    "new_visitors",
+    "leads",
+    "conversion_rate",
+    "bounce_rate",
+    "landing_bounce_rate",
+    "repeat_customer_rate",
+    "churn_rate",
+    "nps",
+    "open_rate",
+    "machine_open_rate",
+    "click_rate",
+    "click_to_open_rate",
+    "deliverability",
+    "average_order_value",
+    "cart_abandonment_rate",
+    "cpa",
+    "roas",
+    "roi",
+    "key_event_rate",  # issue #11
+)
+_missing = [k.name for k in KPIS if k.name not in PANEL_ORDER]
+if _missing:
+    raise RuntimeError(f"KPIs without a panel id (append them to PANEL_ORDER): {_missing}")
+_KPI_INDEX = {name: i for i, name in enumerate(PANEL_ORDER)}
 
 
 def kpi_panel_id(kpi: str) -> int:
     """Return the id of the KPI's time-series panel.
 
     The same id on the overview dashboard and on the campaigns dashboard: 100 + the KPI's
-    position in :data:`streamkpi.kpis.spec.KPIS` (new KPIs are appended, so ids stay put).
+    position in :data:`PANEL_ORDER` (new KPIs are appended there, so ids stay put).
     """
     return 100 + _KPI_INDEX[kpi]
 

@@ -14,6 +14,7 @@ from streamkpi.alerts.promtool_tests import render_alert_tests
 from streamkpi.alerts.rules import render_alert_file
 from streamkpi.config import ConfigError, load_settings
 from streamkpi.generated import alerts_option, check_option, write_or_check
+from streamkpi.kpis.config import EngineConfig
 from streamkpi.rules.kubernetes import MANIFEST, PROMETHEUS_DIR, write_prometheus_rule
 from streamkpi.rules.promtool_tests import render_promtool_tests
 from streamkpi.rules.recording import render_rule_file
@@ -54,27 +55,34 @@ def _alerts_source(alerts_file: Path | None) -> str:
 
 
 def generated_files(
-    windows: Iterable[str], alerts: AlertConfig | None = None, alerts_source: str | None = None
+    windows: Iterable[str],
+    alerts: AlertConfig | None = None,
+    alerts_source: str | None = None,
+    engine: EngineConfig | None = None,
 ) -> dict[Path, str]:
     """Return every generated file of deploy/prometheus (relative path -> text).
 
     ``alerts`` defaults to the shipped alert config; ``alerts_source`` is the name the
-    alert file's header gives it.
+    alert file's header gives it; ``engine`` is the engine config of the settings in use
+    (default settings if None), whose durations make the KPIs' detection delays.
     """
     checked = tuple(windows)
     config = alerts if alerts is not None else load_alert_config()
+    source = alerts_source or _alerts_source(None)
     check_windows(config, checked)
     files = {RULE_FILE: render_rule_file(checked), TEST_FILE: render_promtool_tests(checked)}
-    files[ALERT_FILE] = render_alert_file(config, alerts_source or _alerts_source(None))
-    for name, text in render_alert_tests(config).items():
+    files[ALERT_FILE] = render_alert_file(config, source, engine)
+    for name, text in render_alert_tests(config, engine).items():
         files[Path("tests") / name] = text
     return files
 
 
-def grafana_files(alerts: AlertConfig | None = None) -> dict[Path, str]:
+def grafana_files(
+    alerts: AlertConfig | None = None, engine: EngineConfig | None = None
+) -> dict[Path, str]:
     """Return the generated files of grafana/provisioning/alerting (relative path -> text)."""
     config = alerts if alerts is not None else load_alert_config()
-    return {GRAFANA_FILE: render_grafana_alerting(config)}
+    return {GRAFANA_FILE: render_grafana_alerting(config, engine)}
 
 
 @click.group(name="rules", context_settings={"help_option_names": ["-h", "--help"]})
@@ -119,13 +127,13 @@ def generate(
     """
     config_file = ctx.obj.get("config_file") if isinstance(ctx.obj, dict) else None
     try:
-        windows = load_settings(config_file).windows
+        settings = load_settings(config_file)
+        # The detection delays of the KPIs follow the settings' durations (session gap...).
+        engine = EngineConfig.from_settings(settings)
         alerts = load_alert_config(alerts_file)
-        files = {
-            deploy_dir / k: v
-            for k, v in generated_files(windows, alerts, _alerts_source(alerts_file)).items()
-        }
-        files.update({grafana_dir / k: v for k, v in grafana_files(alerts).items()})
+        generated = generated_files(settings.windows, alerts, _alerts_source(alerts_file), engine)
+        files = {deploy_dir / k: v for k, v in generated.items()}
+        files.update({grafana_dir / k: v for k, v in grafana_files(alerts, engine).items()})
     except ConfigError as exc:
         click.echo(f"streamkpi: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

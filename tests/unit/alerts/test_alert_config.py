@@ -9,13 +9,16 @@ import pytest
 import yaml
 
 from streamkpi.alerts.config import (
+    Windows,
     check_windows,
     kpi_thresholds,
     load_alert_config,
     with_pending_time,
 )
-from streamkpi.alerts.rules import render_alert_file
+from streamkpi.alerts.rules import _shown, build_alert_rules, render_alert_file, render_value
 from streamkpi.config import ConfigError
+from streamkpi.kpis.config import EngineConfig
+from streamkpi.kpis.spec import Unit
 
 DEFAULT = Path(__file__).resolve().parents[3] / "streamkpi" / "alerts" / "default.yml"
 
@@ -159,9 +162,18 @@ def test_with_pending_time_changes_every_for_and_nothing_else() -> None:
     fors = re.findall(r"^\s+for: (\S+)$", rules, flags=re.MULTILINE)
     assert fors
     assert set(fors) == {"45s"}
-    # Same alerts, same expressions: only the for lines differ.
-    strip = re.compile(r"^\s+for: \S+\n", flags=re.MULTILINE)
+    # Same alerts, same expressions: only the for lines differ, and the detection times
+    # that add `for` to the KPI's detection delay.
+    strip = re.compile(r"^\s+(for|detection_time): .+\n", flags=re.MULTILINE)
     assert strip.sub("", rules) == strip.sub("", render_alert_file(shipped))
+    times = {r.alert: r.annotations.get("detection_time") for r in build_alert_rules(fast)}
+    assert times["StreamKPIDeliverabilityLow"] == (
+        "45 s after the change (for 45s; deliverability has no detection delay)"
+    )
+    # bounce rate: 1800 s session gap + 300 s lateness, then 45 s
+    assert times["StreamKPIBounceRateHigh"].startswith(
+        "35 min 45 s after the change: 35 min until bounce rate shows it"
+    )
     assert shipped.kpis["deliverability"].for_ == "10m"  # the original is untouched
     with pytest.raises(ValueError, match="duration"):
         with_pending_time(shipped, "soon")
@@ -176,3 +188,73 @@ def test_with_pending_time_for_some_kpis_leaves_the_others() -> None:
             assert entry == shipped.kpis[name], name
     assert fast.pipeline == shipped.pipeline
     assert fast.campaigns == shipped.campaigns  # the overrides are for CPA only
+
+
+def test_a_kpi_window_shorter_than_its_detection_delay_is_refused_with_one_line() -> None:
+    shipped = load_alert_config()
+    entry = shipped.kpis["cart_abandonment_rate"].model_copy(
+        update={"windows": Windows(short="5m", long="30m")}
+    )
+    config = shipped.model_copy(update={"kpis": {**shipped.kpis, "cart_abandonment_rate": entry}})
+    with pytest.raises(ConfigError) as raised:
+        build_alert_rules(config, EngineConfig(), "my.yml")
+    assert str(raised.value) == (
+        "invalid alert setting 'kpis.cart_abandonment_rate.windows.long' in my.yml: the long "
+        "window 30m of the cart_abandonment_rate alerts is shorter than the detection delay of "
+        "cart_abandonment_rate, 35 min (settings abandon_after_s=1800 + allowed_lateness_s=300);"
+        " use a longer window or shorter settings"
+    )
+    # Shorter settings fit: 1200 + 300 s = 25 min, within the 30m window; then for 15m.
+    rules = build_alert_rules(config, EngineConfig(abandon_after_s=1200))
+    (rule,) = [r for r in rules if r.alert == "StreamKPICartAbandonmentRateHigh"]
+    assert rule.annotations["detection_time"].startswith("40 min after the change: 25 min")
+
+
+def test_the_volume_guard_defaults_to_the_kpis_population() -> None:
+    rules = {r.alert: r for r in build_alert_rules(load_alert_config())}
+    # Not the first denominator component (bounced sessions, delivered e-mails...).
+    assert rules["StreamKPIBounceRateHigh"].volume_record == (
+        "campaign_channel:streamkpi_sessions:sum5m"
+    )
+    assert rules["StreamKPILandingBounceRateHigh"].volume_record == (
+        "page:streamkpi_landing_sessions:sum5m"
+    )
+    assert rules["StreamKPIDeliverabilityLow"].volume_record == (
+        "campaign_channel:streamkpi_emails_sent:sum5m"
+    )
+    assert rules["StreamKPICartAbandonmentRateHigh"].volume_record == (
+        "campaign_channel:streamkpi_carts_created:sum5m"
+    )
+    assert rules["StreamKPIConversionRateDrop"].volume_record == (
+        "overall:streamkpi_sessions:sum5m"
+    )
+    # A `volume:` of the entry still wins (revenue guards on purchases).
+    assert rules["StreamKPIRevenueDrop"].volume_record == "overall:streamkpi_purchases:sum1h"
+
+
+@pytest.mark.parametrize(
+    ("unit", "value", "template", "shown"),
+    [
+        # why: ROI may leave 0..1: a percentage either way
+        (Unit.percent, 1.5, "{{ $value | humanizePercentage }}", "150%"),
+        (Unit.percent, -0.2, "{{ $value | humanizePercentage }}", "-20%"),
+        # why: ROAS is a factor, read as 2.1x
+        (Unit.multiple, 2.1, '{{ $value | printf "%.2f" }}x', "2.1x"),
+        (Unit.ratio, 0.95, "{{ $value | humanizePercentage }}", "95%"),
+    ],
+)
+def test_percent_and_multiple_render_as_people_read_them(
+    unit: Unit, value: float, template: str, shown: str
+) -> None:
+    assert render_value(unit) == template
+    assert _shown(unit, value) == shown
+
+
+def test_a_roas_alert_reads_in_multiples() -> None:
+    rules = {r.alert: r for r in build_alert_rules(load_alert_config())}
+    roas = rules["StreamKPIROASLow"]
+    assert roas.annotations["summary"] == "ROAS below 1x"
+    assert (
+        '{{ $value | printf "%.2f" }}x over the last 5m, below 1x'
+        in (roas.annotations["description"])
+    )

@@ -12,6 +12,9 @@ from streamkpi.exporter.api import ApiError, kpis_document, snapshot_records
 ROWS = [
     ("sessions", "5m", ("spring", "paid"), 40),
     ("converted_sessions", "5m", ("spring", "paid"), 4),
+    # conversion 4 / (4 + 36) = 0.1; bounce 0 / (0 + 30) = 0 (two-component denominators)
+    ("unconverted_sessions", "5m", ("spring", "paid"), 36),
+    ("engaged_sessions", "5m", ("spring", "paid"), 30),
     ("revenue", "5m", ("spring", "paid"), Decimal("99.90")),
     ("purchases", "5m", ("spring", "paid"), 2),
     ("sessions", "1h", ("spring", "paid"), 400),
@@ -67,9 +70,11 @@ def test_snapshot_records_are_keyed_by_partition_and_tombstone_vanished_keys() -
     five = orjson.loads(values[(3, "campaign_channel", "spring", "paid", "5m")])
     assert five["components"] == {
         "converted_sessions": 4,
+        "engaged_sessions": 30,
         "purchases": 2,
         "revenue": "99.90",
         "sessions": 40,
+        "unconverted_sessions": 36,
     }
     assert five["kpis"]["conversion_rate"] == 0.1
     # next time the 1 h row is gone: its key gets a tombstone

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streamkpi.kpis.config import EngineConfig
 from streamkpi.kpis.spec import COMPONENTS, KPIS, Kpi, Labels, component
 
 README = Path(__file__).resolve().parents[3] / "README.md"
@@ -38,14 +39,25 @@ def formula(k: Kpi) -> str:
     if not k.denominator:
         return num
     den = " + ".join(k.denominator)
+    den = f"({den})" if len(k.denominator) > 1 else den
     text = f"({num}) / {den}" if k.subtract or len(k.numerator) > 1 else f"{num} / {den}"
     return f"{k.scale:g} * {text}" if k.scale != 1 else text
+
+
+def delay_text(k: Kpi) -> str:
+    """Return the README's detection delay of ``k`` with the default settings."""
+    if not k.delay:
+        return "none"
+    seconds = sum(int(getattr(EngineConfig(), name)) for name in k.delay)
+    days, rest = divmod(seconds, 86_400)
+    text = f"{days} d" if days and not rest else f"{seconds // 60} min"
+    return f"{text} ({' + '.join(f'`{name}`' for name in k.delay)})"
 
 
 def test_readme_kpi_table_matches_the_spec() -> None:
     rows = [
         f"| {k.category.value} | `{k.name}` | {k.help} | `{formula(k)}` | {k.unit.value} "
-        f"| {k.direction.value} |"
+        f"| {k.direction.value} | {k.attribution} | {delay_text(k)} |"
         for k in KPIS
     ]
     text = README.read_text()

@@ -79,9 +79,10 @@ def test_promtool_test_rules_passes() -> None:
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        # why: without the filler, a label set with sessions but no conversions has no sample
+        # why: without the filler, a label set with purchases but no returning ones has no
+        # sample (repeat customer rate and average order value)
         (
-            ' or 0 * sum by (campaign, channel) (streamkpi_sessions{window="5m"})',
+            ' or 0 * sum by (campaign, channel) (streamkpi_purchases{window="5m"})',
             "",
         ),
         # why: without `> 0`, a zero denominator gives NaN or +Inf

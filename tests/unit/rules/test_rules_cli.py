@@ -126,3 +126,35 @@ def test_python_dash_m_runs_the_group() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_long_window_shorter_than_a_detection_delay_exits_2_naming_key_kpi_and_settings() -> None:
+    # A 1 h session gap: bounce rate's delay is 3600 + 300 s = 65 min, over the 1h window.
+    result = invoke("generate", "--check", env={"STREAMKPI_SESSION_GAP_S": "3600"})
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "streamkpi: error: invalid alert setting 'windows.long' in "
+        "streamkpi/alerts/default.yml: the long window 1h of the bounce_rate alerts is shorter "
+        "than the detection delay of bounce_rate, 1 h 5 min (settings session_gap_s=3600 + "
+        "allowed_lateness_s=300); use a longer window or shorter settings"
+    )
+    # Every KPI whose delay comes from the session gap, in the file's order; nothing else.
+    assert [line.split(" alerts ")[0].rsplit(" ", 1)[1] for line in lines] == [
+        "bounce_rate",
+        "landing_bounce_rate",
+        "conversion_rate",
+    ]
+
+
+def test_detection_times_come_from_the_settings(deploy_copy: Path) -> None:
+    # A 20 min session gap: 1200 + 300 s = 25 min, then bounce rate's for: 15m.
+    result = invoke("generate", "--dir", str(deploy_copy), env={"STREAMKPI_SESSION_GAP_S": "1200"})
+    assert result.exit_code == 0, result.output
+    text = (deploy_copy / "alerts" / "streamkpi-alerts.yml").read_text()
+    assert (
+        "40 min after the change: 25 min until bounce rate shows it (detection delay: "
+        "session_gap_s=1200 + allowed_lateness_s=300), then for 15m"
+    ) in text
+    grafana = (deploy_copy.parent / "grafana" / GRAFANA_FILE).read_text()
+    assert "25 min until bounce rate shows it" in grafana
