@@ -65,16 +65,6 @@ _FAMILY_TOPICS: tuple[tuple[Family, str], ...] = (
 )
 # Stocks are derived, not counted in buckets: the customers of the orders topic.
 _STOCK_TOPICS: dict[str, tuple[str, ...]] = {"active_customers": ("orders",)}
-# The components of issue #11 until the engine's families count them (then this is unused
-# and can go): a family that counts one of them wins.
-_PENDING_TOPICS: dict[str, tuple[str, ...]] = {
-    "engaged_sessions": ("pageviews",),
-    "unconverted_sessions": ("pageviews",),
-    "key_event_sessions": ("pageviews",),
-    "sessions_without_key_event": ("pageviews",),
-    "landing_engaged_sessions": ("pageviews",),
-    "carts_purchased": ("orders",),
-}
 
 
 def _component_topics() -> dict[str, tuple[str, ...]]:
@@ -82,7 +72,7 @@ def _component_topics() -> dict[str, tuple[str, ...]]:
     for family, topic in _FAMILY_TOPICS:
         for name in family.components:
             found.setdefault(name, set()).add(topic)
-    topics = _PENDING_TOPICS | {name: tuple(sorted(t)) for name, t in found.items()} | _STOCK_TOPICS
+    topics = {name: tuple(sorted(t)) for name, t in found.items()} | _STOCK_TOPICS
     missing = {c.name for c in COMPONENTS} - set(topics)
     if missing:
         raise RuntimeError(f"components without an input topic: {sorted(missing)}")
