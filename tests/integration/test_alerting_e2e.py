@@ -39,6 +39,7 @@ from streamkpi.alerts.rules import render_alert_file
 from streamkpi.events import Kind
 from streamkpi.generator.incidents import Incident, IncidentKind
 from streamkpi.generator.stream import GenConfig, Record, generate
+from streamkpi.kpis.spec import KPIS
 from streamkpi.localkafka import LocalKafka, create_topics
 from streamkpi.rules.recording import render_rule_file
 
@@ -51,6 +52,10 @@ CAMPAIGN = "c07"
 ALERT = "StreamKPIDeliverabilityLow"
 
 
+# KPIs with a detection delay (decided at session end or a deadline).
+DELAYED = frozenset(k.name for k in KPIS if k.delay)
+
+
 def rule_config_for_test() -> Any:
     """Return the shipped alert config with test windows, `for` and volumes."""
     data = yaml.safe_load(
@@ -58,6 +63,10 @@ def rule_config_for_test() -> Any:
     )
     kpis = {}
     for name, entry in data["kpis"].items():
+        if name in DELAYED:
+            # Session and cart KPIs are decided 35 min after the change (#11): the test's
+            # 20s/40s windows are refused for them, and this scenario is about e-mail.
+            continue
         entry = {**entry, "for": "5s", "min_volume": 50}
         entry.pop("windows", None)  # NPS's 1h/24h: the test windows instead
         if "drift" in entry:
@@ -70,10 +79,15 @@ def rule_config_for_test() -> Any:
     pipeline["consumer_lag"]["min_lag"] = 1_000_000
     pipeline["no_events"] = {**pipeline["no_events"], "topics": ["emails"], "after": "10s"}
     pipeline["windows"] = {"short": "10s", "long": "30s"}
+    campaigns = {
+        campaign: {name: entry for name, entry in overrides.items() if name not in DELAYED}
+        for campaign, overrides in data["campaigns"].items()
+    }
     config = load_alert_config(
         None,
         windows={"short": WINDOWS[0], "long": WINDOWS[1]},
         kpis=kpis,
+        campaigns={c: o for c, o in campaigns.items() if o},
         pipeline=pipeline,
     )
     check_windows(config, WINDOWS)
