@@ -243,13 +243,21 @@ def _dashboard(metric: str, level: str, base: str) -> tuple[Dashboard, int | Non
 
 
 def _detection_time(metric: str, for_: str, engine: EngineConfig) -> str:
-    """Return the annotation saying how long after a change in behaviour the alert fires."""
+    """Return the annotation saying how soon after a change in behaviour the alert can fire.
+
+    A lower bound: a multiwindow alert also waits until its long window crosses the threshold,
+    which takes a fraction of that window depending on the size of the change.
+    """
     delay_s = detection_delay_s(_KPIS[metric], engine) if metric in _KPIS else 0
     total = human_duration(delay_s + parse_duration_s(for_))
     if not delay_s:
-        return f"{total} after the change (for {for_}; {_human(metric)} has no detection delay)"
+        return (
+            f"at the earliest {total} after the change (for {for_}; "
+            f"{_human(metric)} has no detection delay)"
+        )
     return (
-        f"{total} after the change: {human_duration(delay_s)} until {_human(metric)} shows it "
+        f"at the earliest {total} after the change: {human_duration(delay_s)} until "
+        f"{_human(metric)} shows it "
         f"(detection delay: {delay_origin(metric, engine)}), then for {for_}"
     )
 

@@ -14,7 +14,8 @@ The inputs mix three kinds of label sets:
   the same on every machine and Python version); values differ per window, so a rule that
   reads the wrong window is caught;
 - per ratio KPI a campaign with only that KPI's denominator series (its numerator missing,
-  as the exporter omits zeros): the ratio must be 0 (ROI: -1), not absent;
+  as the exporter omits zeros): the ratio must be 0 (ROI: -1), not absent. Of a decided
+  denominator (bounce: bounced + engaged) only the part that is not the numerator (engaged);
 - a campaign/channel (and a page) whose every series is 0: no ratio sample, sums of 0.
 
 Then, per ratio KPI, two more cases with that KPI's series alone: only its denominator (0, or
@@ -73,6 +74,16 @@ def denominator_only_campaign(kpi: Kpi) -> str:
     return f"denominator-only-{kpi.name}"
 
 
+def numerator_free_denominator(kpi: Kpi) -> tuple[str, ...]:
+    """Return the denominator components of ``kpi`` that are not also its numerator.
+
+    A decided denominator contains its numerator (bounce rate: bounced / (bounced +
+    engaged)); a series of "only the denominator, numerator missing" is then the engaged one.
+    """
+    rest = tuple(n for n in kpi.denominator if n not in kpi.numerator)
+    return rest or kpi.denominator
+
+
 def _hash(*parts: str) -> int:
     digest = hashlib.sha256("|".join((_SALT, *parts)).encode()).digest()
     return int.from_bytes(digest[:8], "big")
@@ -115,7 +126,7 @@ def input_series(
         for kpi in kpis:
             if not kpi.is_ratio:
                 continue
-            for name in kpi.denominator:
+            for name in numerator_free_denominator(kpi):
                 comp = next(c for c in components if c.name == name)
                 labels = (
                     (("page", f"/{denominator_only_campaign(kpi)}"),)
@@ -226,7 +237,7 @@ def isolated_series(
     cases make the "missing numerator is 0" and "zero denominator is no sample" paths show at
     the channel and overall levels too.
     """
-    names = kpi.components if zero else kpi.denominator
+    names = kpi.components if zero else numerator_free_denominator(kpi)
     series: Series = {}
     for window in windows:
         for name in names:

@@ -14,7 +14,10 @@ denominator, then divide (never average ratios):
   never NaN or ±Inf;
 - ``sum(num) or 0 * sum(den)`` gives a label set that has a denominator but no numerator
   series the value 0 (the exporter omits zero-valued series), and ``(a or 0 * sum(den)) -
-  (b or 0 * sum(den))`` keeps a label set where one side of a subtraction is missing.
+  (b or 0 * sum(den))`` keeps a label set where one side of a subtraction is missing;
+- a denominator of two components (bounce rate: bounced + engaged sessions) is one ``sum``
+  over both metrics (``{__name__=~"streamkpi_a|streamkpi_b"}``): a label set that has only
+  one of them still has a denominator.
 
 The component sums of each level are recorded too (``campaign_channel:streamkpi_sessions:sum5m``):
 dashboards plot volumes next to ratios, and alerts guard on them ("at least 100 sessions") at
@@ -113,12 +116,17 @@ def _sum(metric: str, window: str, by: tuple[str, ...]) -> str:
     return f"sum by ({', '.join(by)}) ({selector})" if by else f"sum({selector})"
 
 
-def _added(terms: Sequence[str]) -> str:
-    """Add ``terms``; a label set missing from one term counts as 0 there."""
-    if len(terms) == 1:
-        return terms[0]
-    zero = "0 * (" + " or ".join(terms) + ")"
-    return "(" + " + ".join(f"({term} or {zero})" for term in terms) + ")"
+def _sum_of(metrics: Sequence[str], window: str, by: tuple[str, ...]) -> str:
+    """Sum several metrics into one series per label set; a metric missing there adds 0.
+
+    One ``sum`` over a ``__name__`` regex instead of ``a + b`` with ``or`` fillers: the
+    vector addition would drop a label set present in one term only (a channel with bounced
+    but not yet engaged sessions), and the fillers made a two-line rule two hundred characters.
+    """
+    if len(metrics) == 1:
+        return _sum(metrics[0], window, by)
+    selector = f'{{__name__=~"{"|".join(metrics)}", window="{window}"}}'
+    return f"sum by ({', '.join(by)}) ({selector})" if by else f"sum({selector})"
 
 
 def _scale(scale: float) -> str:
@@ -143,7 +151,7 @@ def kpi_expr(kpi: Kpi, window: str, by: tuple[str, ...]) -> str:
             expr = "(" + added + "".join(f" - {t}" for t in filled[len(plus) :]) + ")"
         return f"{_scale(kpi.scale)} * {expr}" if kpi.scale != 1 else expr
 
-    denominator = _added([_sum(f"streamkpi_{n}", window, by) for n in kpi.denominator])
+    denominator = _sum_of([f"streamkpi_{n}" for n in kpi.denominator], window, by)
     zero = f"0 * {denominator}"
     # A term that *is* the denominator exists wherever the denominator does: no filler needed.
     always = frozenset([denominator])

@@ -106,9 +106,9 @@ def history(now_s: float) -> list[Record]:
 def tail(now_s: float) -> list[Record]:
     """Rare events the 5-minute window must hold whatever the generator drew there.
 
-    The generated stream has bounces, machine opens, unsubscribes, complaints, new visitors
-    and abandoned carts, but too few for one of each to fall in its last 5 minutes every
-    time: these guarantee it (ts 40 s before the end, so the carts' timers fire too).
+    The generated stream has bounces, machine opens, unsubscribes, complaints, new visitors,
+    abandoned and bought carts, but too few for one of each to fall in its last 5 minutes
+    every time: these guarantee it (ts 40 s before the end, so the carts' timers fire too).
     """
     ts = now_s - 40
     mail = {"campaign": "c22"}
@@ -129,6 +129,27 @@ def tail(now_s: float) -> list[Record]:
             customer_id="tail-cu1",
             type="cart_created",
             cart_id="tail-cart",
+            campaign="spring_sale",
+            channel="paid",
+        ),
+        # A cart bought within abandon_after (60 s here; the generator's buy much later).
+        event(
+            Kind.orders,
+            ts - 100,
+            customer_id="tail-cu2",
+            type="cart_created",
+            cart_id="tail-cart2",
+            campaign="spring_sale",
+            channel="paid",
+        ),
+        event(
+            Kind.orders,
+            ts - 90,
+            customer_id="tail-cu2",
+            type="purchase",
+            cart_id="tail-cart2",
+            amount="20",
+            currency="EUR",
             campaign="spring_sale",
             channel="paid",
         ),

@@ -168,11 +168,11 @@ def test_with_pending_time_changes_every_for_and_nothing_else() -> None:
     assert strip.sub("", rules) == strip.sub("", render_alert_file(shipped))
     times = {r.alert: r.annotations.get("detection_time") for r in build_alert_rules(fast)}
     assert times["StreamKPIDeliverabilityLow"] == (
-        "45 s after the change (for 45s; deliverability has no detection delay)"
+        "at the earliest 45 s after the change (for 45s; deliverability has no detection delay)"
     )
     # bounce rate: 1800 s session gap + 300 s lateness, then 45 s
     assert times["StreamKPIBounceRateHigh"].startswith(
-        "35 min 45 s after the change: 35 min until bounce rate shows it"
+        "at the earliest 35 min 45 s after the change: 35 min until bounce rate shows it"
     )
     assert shipped.kpis["deliverability"].for_ == "10m"  # the original is untouched
     with pytest.raises(ValueError, match="duration"):
@@ -207,7 +207,9 @@ def test_a_kpi_window_shorter_than_its_detection_delay_is_refused_with_one_line(
     # Shorter settings fit: 1200 + 300 s = 25 min, within the 30m window; then for 15m.
     rules = build_alert_rules(config, EngineConfig(abandon_after_s=1200))
     (rule,) = [r for r in rules if r.alert == "StreamKPICartAbandonmentRateHigh"]
-    assert rule.annotations["detection_time"].startswith("40 min after the change: 25 min")
+    assert rule.annotations["detection_time"].startswith(
+        "at the earliest 40 min after the change: 25 min"
+    )
 
 
 def test_the_volume_guard_defaults_to_the_kpis_population() -> None:

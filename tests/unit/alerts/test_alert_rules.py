@@ -56,11 +56,14 @@ def test_every_alert_has_severity_and_the_four_annotations() -> None:
     for rule in alerts():
         assert re.fullmatch(r"StreamKPI[A-Z][A-Za-z]+", rule["alert"]), rule["alert"]
         assert rule["labels"]["severity"] in ("critical", "warning", "info")
+        # why: a KPI alert also says how soon it can fire after a change (#11)
+        kpi_only = {"detection_time"} if "kpi" in rule["labels"] else set()
         assert set(rule["annotations"]) == {
             "summary",
             "description",
             "runbook_url",
             "dashboard_url",
+            *kpi_only,
         }
         assert "{{" not in rule["annotations"]["summary"]  # static
         assert "{{" in rule["annotations"]["description"]  # templated
@@ -154,10 +157,13 @@ def test_the_alert_tests_catch_a_broken_rule(tmp_path: Path, old: str, new: str)
     text = broken.read_text()
     assert old in text
     broken.write_text(text.replace(old, new))
+    # The drift cases evaluate all 474 recording rules at 341 steps (a week): ~23 s, 8/9 of
+    # this test's time. Only a drift mutation needs them.
+    files = [p for p in ALERT_TESTS if "offset" in old or "drift" not in p.name]
     result = promtool(
         "test",
         "rules",
-        *(str(p.relative_to(DEPLOY)) for p in ALERT_TESTS),
+        *(str(p.relative_to(DEPLOY)) for p in files),
         cwd=tmp_path / "prometheus",
     )
     assert result.returncode == 1, result.stdout

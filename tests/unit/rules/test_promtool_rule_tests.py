@@ -164,12 +164,12 @@ SUMMER_PAID = {"campaign": "summer", "channel": "paid"}
 @pytest.mark.parametrize(
     ("kpi_name", "rows", "rule", "expected"),
     [
-        # why: two workers add up before dividing (15 / 40)
+        # why: two workers add up before dividing (15 / (15 + 25))
         (
             "bounce_rate",
             [
-                ("sessions", SPRING_PAID, "a", 30),
-                ("sessions", SPRING_PAID, "b", 10),
+                ("engaged_sessions", SPRING_PAID, "a", 18),
+                ("engaged_sessions", SPRING_PAID, "b", 7),
                 ("bounced_sessions", SPRING_PAID, "a", 12),
                 ("bounced_sessions", SPRING_PAID, "b", 3),
             ],
@@ -179,14 +179,18 @@ SUMMER_PAID = {"campaign": "summer", "channel": "paid"}
         # why: a missing numerator is 0 where the denominator exists
         (
             "conversion_rate",
-            [("sessions", SPRING_PAID, "a", 20)],
+            [("unconverted_sessions", SPRING_PAID, "a", 20)],
             "channel:streamkpi_conversion_rate:ratio5m",
             {'channel="paid"': 0.0},
         ),
         # why: a zero or absent denominator gives no sample
         (
             "deliverability",
-            [("emails_sent", SPRING_PAID, "a", 0), ("emails_delivered", SUMMER_PAID, "a", 4)],
+            [
+                ("emails_delivered", SPRING_PAID, "a", 0),
+                ("emails_bounced", SPRING_PAID, "b", 0),
+                ("emails_sent", SUMMER_PAID, "a", 4),  # sent is not the denominator
+            ],
             "campaign_channel:streamkpi_deliverability:ratio5m",
             {},
         ),

@@ -52,8 +52,8 @@ def test_every_kpi_window_and_level_has_exactly_one_rule(default_windows: tuple[
     assert len(names) == len(set(names)), "a record name appears twice"
     expected = kpi_records(default_windows)
     assert expected <= set(names), sorted(expected - set(names))
-    # 19 KPIs x 3 levels + the landing-page one x 2 levels, x 3 windows
-    assert len(expected) == 177
+    # 20 KPIs x 3 levels + the landing-page one x 2 levels, x 3 windows
+    assert len(expected) == 186
 
 
 def test_component_sums_are_recorded_once_each(default_windows: tuple[str, ...]) -> None:
@@ -68,7 +68,8 @@ def test_component_sums_are_recorded_once_each(default_windows: tuple[str, ...])
     }
     names = set(records())
     assert names - kpi_records(default_windows) == expected
-    assert len(names) == 414
+    # 186 KPI rules + 30 campaign/channel components x 3 levels + 3 page components x 2, x 3
+    assert len(names) == 474
     assert "campaign_channel:streamkpi_pageviews:sum5m" not in names  # it is ...:traffic:sum5m
 
 
@@ -110,12 +111,16 @@ def test_ratio_rules_guard_the_denominator_and_fill_missing_numerators() -> None
 @pytest.mark.parametrize(
     ("kpi", "expected"),
     [
-        # why: the brief's shape, summed numerator filled with 0 where only sessions exist
+        # why: a decided denominator of two components is one sum over both metrics, so a
+        # channel with engaged but no bounced sessions still reads 0 (and the reverse 1)
         (
             "bounce_rate",
             '(sum by (channel) (streamkpi_bounced_sessions{window="5m"}) '
-            'or 0 * sum by (channel) (streamkpi_sessions{window="5m"}))\n'
-            '/ (sum by (channel) (streamkpi_sessions{window="5m"}) > 0)',
+            "or 0 * sum by (channel) "
+            '({__name__=~"streamkpi_bounced_sessions|streamkpi_engaged_sessions", window="5m"}))\n'
+            "/ (sum by (channel) "
+            '({__name__=~"streamkpi_bounced_sessions|streamkpi_engaged_sessions", window="5m"})'
+            " > 0)",
         ),
         # why: ROI's subtrahend is its denominator, which needs no filler where it divides
         (
@@ -159,9 +164,10 @@ def test_multi_component_terms_treat_a_missing_term_as_zero() -> None:
         ("purchases", "refunds"),
     )
     expr = kpi_expr(spec, "1h", ())
-    zero_den = '0 * (sum(streamkpi_purchases{window="1h"}) or sum(streamkpi_refunds{window="1h"}))'
-    assert f'(sum(streamkpi_purchases{{window="1h"}}) or {zero_den})' in expr
-    assert '(sum(streamkpi_revenue{window="1h"}) or 0 * ((sum(' in expr
+    den = 'sum({__name__=~"streamkpi_purchases|streamkpi_refunds", window="1h"})'
+    assert f'(sum(streamkpi_revenue{{window="1h"}}) or 0 * {den})' in expr
+    assert f'(sum(streamkpi_refunded_revenue{{window="1h"}}) or 0 * {den})' in expr
+    assert expr.endswith(f"/ ({den} > 0)")
 
 
 def test_groups_one_per_category_then_components_each_with_a_comment() -> None:
@@ -213,6 +219,11 @@ def test_readme_recording_rules_table_matches_the_generator() -> None:
         op = "ratio" if k.denominator else "sum"
         shape = kpi_expr(k, "W", ("L",))
         shape = re.sub(r'sum by \(L\) \(streamkpi_(\w+)\{window="W"\}\)', r"Σ\1", shape)
+        shape = re.sub(
+            r'sum by \(L\) \(\{__name__=~"([^"]+)", window="W"\}\)',
+            lambda m: "Σ(" + " + ".join(n[len("streamkpi_") :] for n in m[1].split("|")) + ")",
+            shape,
+        )
         shape = re.sub(r"\s+", " ", shape).replace("( ", "(").replace(" )", ")")
         rows.append(f"| `{k.name}` | `{{{levels}}}:streamkpi_{k.name}:{op}<w>` | `{shape}` |")
     text = README.read_text()
