@@ -157,8 +157,35 @@ def _absent(expr: str, steps: range, offset_s: float = 0) -> list[dict[str, Any]
     ]
 
 
-def check(case: AlertCase, workdir: Path | None = None) -> CaseResult:
-    """Replay ``case`` healthy and with its incident; run promtool on the alert."""
+@dataclass(frozen=True)
+class _Plan:
+    """What both runs of a case share: the alert's rules, its deadline, the sick run."""
+
+    rules: dict[str, Any]
+    metrics: frozenset[str]
+    rule: dict[str, Any]
+    deadline_s: float
+    duration_s: float
+    sample_from: float
+    drift: bool
+    offset_s: float
+    sick: Samples
+
+    def series(self, case: AlertCase, samples: Samples) -> list[dict[str, str]]:
+        """Return the promtool input series of ``samples``; a drift alert's week before too."""
+        if not self.drift:
+            return input_series(samples, metrics=self.metrics)
+        last_week = _run(
+            replace(case.live, seed=case.seed_baseline),
+            case.engine,
+            self.duration_s,
+            self.sample_from,
+        )
+        gap = round(WEEK_S / STEP_S) - samples.steps
+        return input_series(concat(last_week, gap, samples), metrics=self.metrics)
+
+
+def _plan(case: AlertCase) -> _Plan:
     rules, metrics = rules_for(case.alert)
     rule = _alert_rule(rules, case.alert)
     deadline = deadline_s(case, rule)
@@ -166,54 +193,59 @@ def check(case: AlertCase, workdir: Path | None = None) -> CaseResult:
     duration_s = case.lead_s + deadline + STEP_S
     sample_from = ORIGIN_S + case.lead_s - case.sample_before_s
     incident = parse_incident(f"{case.incident}:at=+{case.lead_s:g}s")
-    healthy = _run(case.live, case.engine, duration_s, sample_from)
     sick = _run(replace(case.live, incidents=(incident,)), case.engine, duration_s, sample_from)
-    steps = healthy.steps
-    before = round(case.sample_before_s / STEP_S)  # samples before the incident
     drift = "offset 1w" in rule["expr"]
     offset_s = float(WEEK_S) if drift else 0.0
-    gap = round(WEEK_S / STEP_S) - steps
+    return _Plan(rules, metrics, rule, deadline, duration_s, sample_from, drift, offset_s, sick)
 
-    def series(samples: Samples) -> list[dict[str, str]]:
-        if not drift:
-            return input_series(samples, metrics=metrics)
-        last_week = _run(
-            replace(case.live, seed=case.seed_baseline), case.engine, duration_s, sample_from
-        )
-        return input_series(concat(last_week, gap, samples), metrics=metrics)
 
-    name = case.alert
-    selector = ",".join(
-        [f'alertname="{name}"', 'alertstate="firing"']
+def _firing(case: AlertCase) -> str:
+    return ",".join(
+        [f'alertname="{case.alert}"', 'alertstate="firing"']
         + [f'{k}="{v}"' for k, v in sorted(case.scope.items())]
     )
+
+
+def _promtool(
+    rules: Mapping[str, Any], tests: list[dict[str, Any]], workdir: Path | None
+) -> PromtoolResult:
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="streamkpi-backtest-") as tmp:
+            return run_promtool(Path(tmp), rules, tests)
+    return run_promtool(workdir, rules, tests)
+
+
+def check(case: AlertCase, workdir: Path | None = None) -> CaseResult:
+    """Replay ``case`` healthy and with its incident; run promtool on the alert."""
+    plan = _plan(case)
+    healthy = _run(case.live, case.engine, plan.duration_s, plan.sample_from)
+    before = round(case.sample_before_s / STEP_S)  # samples before the incident
+    name = case.alert
     tests = [
         {
             "name": f"{case.name}: healthy",
             "interval": "1m",
-            "input_series": series(healthy),
-            "promql_expr_test": _absent(f'ALERTS{{alertname="{name}"}}', range(steps), offset_s),
+            "input_series": plan.series(case, healthy),
+            "promql_expr_test": _absent(
+                f'ALERTS{{alertname="{name}"}}', range(healthy.steps), plan.offset_s
+            ),
         },
         {
             "name": f"{case.name}: incident",
             "interval": "1m",
-            "input_series": series(sick),
+            "input_series": plan.series(case, plan.sick),
             "promql_expr_test": [
-                *_absent(f'ALERTS{{alertname="{name}"}}', range(before + 1), offset_s),
+                *_absent(f'ALERTS{{alertname="{name}"}}', range(before + 1), plan.offset_s),
                 {
-                    "expr": f"max(ALERTS{{{selector}}})",
-                    "eval_time": duration(offset_s + case.sample_before_s + deadline),
+                    "expr": f"max(ALERTS{{{_firing(case)}}})",
+                    "eval_time": duration(plan.offset_s + case.sample_before_s + plan.deadline_s),
                     "exp_samples": [{"labels": "{}", "value": 1}],
                 },
             ],
         },
     ]
-    if workdir is None:
-        with tempfile.TemporaryDirectory(prefix="streamkpi-backtest-") as tmp:
-            result = run_promtool(Path(tmp), rules, tests)
-    else:
-        result = run_promtool(workdir, rules, tests)
-    return CaseResult(case, deadline, result, rule)
+    result = _promtool(plan.rules, tests, workdir)
+    return CaseResult(case, plan.deadline_s, result, plan.rule)
 
 
 def first_firing_s(case: AlertCase, workdir: Path | None = None) -> float | None:
@@ -222,42 +254,21 @@ def first_firing_s(case: AlertCase, workdir: Path | None = None) -> float | None
     promtool reports only failures: the incident run is tested for "not firing" at every
     sample, and the earliest failure is the first firing.
     """
-    rules, metrics = rules_for(case.alert)
-    rule = _alert_rule(rules, case.alert)
-    deadline = deadline_s(case, rule)
-    duration_s = case.lead_s + deadline + STEP_S
-    sample_from = ORIGIN_S + case.lead_s - case.sample_before_s
-    incident = parse_incident(f"{case.incident}:at=+{case.lead_s:g}s")
-    sick = _run(replace(case.live, incidents=(incident,)), case.engine, duration_s, sample_from)
-    drift = "offset 1w" in rule["expr"]
-    offset_s = float(WEEK_S) if drift else 0.0
-    series = input_series(sick, metrics=metrics)
-    if drift:
-        last_week = _run(
-            replace(case.live, seed=case.seed_baseline), case.engine, duration_s, sample_from
-        )
-        gap = round(WEEK_S / STEP_S) - sick.steps
-        series = input_series(concat(last_week, gap, sick), metrics=metrics)
-    selector = ",".join(
-        [f'alertname="{case.alert}"', 'alertstate="firing"']
-        + [f'{k}="{v}"' for k, v in sorted(case.scope.items())]
-    )
+    plan = _plan(case)
     tests = [
         {
             "interval": "1m",
-            "input_series": series,
-            "promql_expr_test": _absent(f"max(ALERTS{{{selector}}})", range(sick.steps), offset_s),
+            "input_series": plan.series(case, plan.sick),
+            "promql_expr_test": _absent(
+                f"max(ALERTS{{{_firing(case)}}})", range(plan.sick.steps), plan.offset_s
+            ),
         }
     ]
-    if workdir is None:
-        with tempfile.TemporaryDirectory(prefix="streamkpi-backtest-") as tmp:
-            result = run_promtool(Path(tmp), rules, tests)
-    else:
-        result = run_promtool(workdir, rules, tests)
+    result = _promtool(plan.rules, tests, workdir)
     times = [_promtool_s(t) for t in result.failure_times()]
     if not times:
         return None
-    return min(times) - offset_s - case.sample_before_s
+    return min(times) - plan.offset_s - case.sample_before_s
 
 
 def _promtool_s(text: str) -> float:

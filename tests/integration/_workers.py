@@ -104,6 +104,18 @@ def sample(
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a test's process group if it still runs: Ctrl-C, then SIGKILL after 60 s."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 async def wait_for(
     condition: Callable[[], Awaitable[bool]] | Callable[[], bool],
     *,

@@ -132,10 +132,11 @@ def tail(now_s: float) -> list[Record]:
             campaign="spring_sale",
             channel="paid",
         ),
-        # A cart bought within abandon_after (60 s here; the generator's buy much later).
+        # A cart bought within abandon_after (60 s here; the generator's buy much later),
+        # after the generated stream's end (now - 10 s) so that neither event is late.
         event(
             Kind.orders,
-            ts - 100,
+            now_s - 8,
             customer_id="tail-cu2",
             type="cart_created",
             cart_id="tail-cart2",
@@ -144,7 +145,7 @@ def tail(now_s: float) -> list[Record]:
         ),
         event(
             Kind.orders,
-            ts - 90,
+            now_s - 6,
             customer_id="tail-cu2",
             type="purchase",
             cart_id="tail-cart2",

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from _workers import free_port, http_json, sample, scrape, wait_for
+from _workers import free_port, http_json, sample, scrape, stop_group, wait_for
 from test_run_command import alive, descendants
 
 from streamkpi.localkafka import free_port as free_kafka_port
@@ -53,9 +53,10 @@ async def test_demo_shows_live_kpis_and_ctrl_c_stops_every_process(
             str(prometheus_port),
             "--alertmanager-port",
             str(alertmanager_port),
-            # --incident reaches the generator (a campaign that does not exist: no effect).
+            # --incident reaches the generator (it would refuse an unknown campaign); an
+            # hour from now, so it changes nothing here.
             "--incident",
-            "traffic-stop:campaign=nobody:at=+0s",
+            "traffic-stop:campaign=webinar_ai:at=+1h",
             # Renders the alerts a traffic stop aims at with for: 1m (checked below).
             "--alert-for",
             "1m",
@@ -155,13 +156,7 @@ async def test_demo_shows_live_kpis_and_ctrl_c_stops_every_process(
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
         assert proc.wait(timeout=90) == 0, log_tail()
     finally:
-        if proc.poll() is None:  # the test failed: stop it cleanly if it can, else kill it
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)  # the test failed: stop it cleanly if it can, else kill it
     # Children run in their own process groups: the group signal reached only the demo,
     # which stopped each of them.
     left = {pid: _cmdline(pid) for pid in children if alive(pid)}

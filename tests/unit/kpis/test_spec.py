@@ -71,3 +71,12 @@ def test_page_components_are_the_landing_ones() -> None:
         "landing_engaged_sessions",
         "landing_bounced_sessions",
     }
+
+
+def test_readme_metrics_table_lists_every_component_gauge() -> None:
+    # why: the Metrics table was left behind when #11 added seven components
+    text = README.read_text()
+    for labels, names in (("campaign_channel", "`campaign`, `channel`"), ("page", "`page`")):
+        gauges = ", ".join(f"`{c.metric}`" for c in COMPONENTS if c.labels.name == labels)
+        assert f"| {gauges} | `window`" in text, gauges
+        assert names in text
