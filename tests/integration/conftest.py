@@ -1,5 +1,6 @@
 """Fixtures for tests that need a real Kafka broker (started from Maven Central jars)."""
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +9,13 @@ import pytest
 from streamkpi.localkafka import LocalKafka, LocalKafkaError, ensure_jars
 
 _HERE = Path(__file__).resolve().parent
+
+# A background job of a non-interactive shell starts with SIGINT ignored, and exec keeps
+# an ignored signal ignored: `make test` runs the live-truth test so, and the demo it
+# started then ignored the test's Ctrl-C (CI, #11). A handled signal is reset to the
+# default in children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -50,7 +50,7 @@ def test_kpi_thresholds_for_dashboards() -> None:
     thresholds = kpi_thresholds()
     assert thresholds["deliverability"] == (0.95, None)
     assert thresholds["bounce_rate"] == (None, 0.70)
-    assert thresholds["cpa"] == (None, 50)
+    assert thresholds["cpa"] == (None, 150)
     assert "conversion_rate" not in thresholds  # drift only
     assert "revenue" not in thresholds  # a component, not a KPI
 
