@@ -43,7 +43,7 @@ def test_the_shipped_defaults_say_what_the_issue_asks() -> None:
     drift = config.kpis["conversion_rate"].drift
     assert drift is not None
     assert (drift.drop, drift.offset) == (0.30, "1w")
-    assert config.campaigns["black_friday"]["cpa"].upper == 80
+    assert config.campaigns["black_friday"]["cpa"].upper == 250
 
 
 def test_kpi_thresholds_for_dashboards() -> None:
