@@ -111,9 +111,12 @@ def record_name(level: str, name: str, op: str, window: str) -> str:
     return f"{level}:streamkpi_{name}:{op}{window}"
 
 
-def _sum(metric: str, window: str, by: tuple[str, ...]) -> str:
-    selector = f'{metric}{{window="{window}"}}'
+def _sum_selector(selector: str, by: tuple[str, ...]) -> str:
     return f"sum by ({', '.join(by)}) ({selector})" if by else f"sum({selector})"
+
+
+def _sum(metric: str, window: str, by: tuple[str, ...]) -> str:
+    return _sum_selector(f'{metric}{{window="{window}"}}', by)
 
 
 def _sum_of(metrics: Sequence[str], window: str, by: tuple[str, ...]) -> str:
@@ -125,8 +128,7 @@ def _sum_of(metrics: Sequence[str], window: str, by: tuple[str, ...]) -> str:
     """
     if len(metrics) == 1:
         return _sum(metrics[0], window, by)
-    selector = f'{{__name__=~"{"|".join(metrics)}", window="{window}"}}'
-    return f"sum by ({', '.join(by)}) ({selector})" if by else f"sum({selector})"
+    return _sum_selector(f'{{__name__=~"{"|".join(metrics)}", window="{window}"}}', by)
 
 
 def _scale(scale: float) -> str:

@@ -112,6 +112,10 @@ def tail(now_s: float) -> list[Record]:
     """
     ts = now_s - 40
     mail = {"campaign": "c22"}
+    bought = {"customer_id": "tail-cu2", "cart_id": "tail-cart2"} | {
+        "campaign": "spring_sale",
+        "channel": "paid",
+    }
     return [
         event(Kind.emails, ts, recipient_id="tail-r1", type="sent", **mail),
         event(Kind.emails, ts, recipient_id="tail-r1", type="bounced", bounce_kind="hard", **mail),
@@ -134,26 +138,8 @@ def tail(now_s: float) -> list[Record]:
         ),
         # A cart bought within abandon_after (60 s here; the generator's buy much later),
         # after the generated stream's end (now - 10 s) so that neither event is late.
-        event(
-            Kind.orders,
-            now_s - 8,
-            customer_id="tail-cu2",
-            type="cart_created",
-            cart_id="tail-cart2",
-            campaign="spring_sale",
-            channel="paid",
-        ),
-        event(
-            Kind.orders,
-            now_s - 6,
-            customer_id="tail-cu2",
-            type="purchase",
-            cart_id="tail-cart2",
-            amount="20",
-            currency="EUR",
-            campaign="spring_sale",
-            channel="paid",
-        ),
+        event(Kind.orders, now_s - 8, type="cart_created", **bought),
+        event(Kind.orders, now_s - 6, type="purchase", amount="20", currency="EUR", **bought),
     ]
 
 
