@@ -47,6 +47,7 @@ def parse_context(settings: Settings) -> ParseContext:
     return ParseContext(
         max_bytes=settings.max_event_bytes,
         max_future_s=settings.max_future_s,
+        max_label_chars=settings.labels.max_label_chars,
         rates=dict(settings.currency_rates),
         reporting_currency=settings.reporting_currency,
     )

@@ -128,6 +128,9 @@ class LabelCaps(BaseModel):
 
     max_campaigns: int = Field(default=50, ge=1, le=10_000)
     max_pages: int = Field(default=50, ge=1, le=10_000)
+    # Longest campaign or page value accepted; a longer one is refused (out_of_range), not
+    # cut (a cut name could merge two campaigns). 200 is also the ceiling (#12).
+    max_label_chars: int = Field(default=200, ge=1, le=200)
     # Campaigns always kept as their own label value, whatever the cap.
     campaign_allowlist: tuple[str, ...] = ()
 
@@ -168,6 +171,10 @@ class Settings(BaseSettings):
     customer_memory_s: int = Field(default=400 * 86_400, ge=0)  # "returning" look-back
     churn_after_s: int = Field(default=90 * 86_400, ge=60)
     abandon_after_s: int = Field(default=1800, ge=60)
+    # Open carts one customer may hold at once (#12): a customer's carts are one state
+    # entry, so this bounds it in bytes (150 worst-case carts stay below a producer batch).
+    # The cart_created past it is dead-lettered (out_of_range) and counts nothing.
+    max_open_carts: int = Field(default=50, ge=1, le=150)
     lead_events: tuple[str, ...] = ("signup",)
     # The key-event name that makes a session count as converted (conversion_rate).
     purchase_event: str = Field(default="purchase", min_length=1, max_length=200)

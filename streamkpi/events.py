@@ -125,11 +125,16 @@ class ParseContext:
 
     max_bytes: int = 65_536
     max_future_s: float = 300.0
+    # Longest campaign or page label accepted (labels.max_label_chars): at most
+    # MAX_LABEL_CHARS, the bound the state-entry sizes are computed with (#12).
+    max_label_chars: int = 200
     rates: Mapping[str, Decimal] = field(default_factory=lambda: {"EUR": Decimal(1)})
     reporting_currency: str = "EUR"
 
     def __post_init__(self) -> None:
-        """Check the rates once here, so that parse never meets a bad one."""
+        """Check the label bound and the rates once here, so that parse never meets a bad one."""
+        if not 1 <= self.max_label_chars <= MAX_LABEL_CHARS:
+            raise ValueError(f"max_label_chars must be 1..{MAX_LABEL_CHARS}")
         if not _CURRENCY_RE.fullmatch(self.reporting_currency):
             raise ValueError(f"reporting_currency {self.reporting_currency!r} is not ISO 4217")
         rates: dict[str, Decimal] = {}
@@ -503,6 +508,10 @@ _VALIDATE: Final[Mapping[str, Callable[..., Event]]] = {
 }
 
 
+# The fields that become Prometheus label values (the configurable length bound).
+_LABEL_FIELDS: Final = ("campaign", "page")
+
+
 # The overloads give callers the model of the kind they pass, e.g. a PageviewEvent.
 @overload
 def parse(
@@ -554,6 +563,15 @@ def parse(kind: Kind, raw: bytes, ctx: ParseContext, now_s: float) -> Event | Re
             f"field 'ts': {event.ts_s:.3f} is {event.ts_s - now_s:.0f} s ahead of now, "
             f"max_future_s is {ctx.max_future_s:g}",
         )
+    limit = ctx.max_label_chars
+    if limit < MAX_LABEL_CHARS:  # lowered by the settings: the schema checked the ceiling
+        for name in _LABEL_FIELDS:
+            label = getattr(event, name, None)
+            if label is not None and len(label) > limit:
+                return Rejection(
+                    Reason.out_of_range,
+                    f"field {name!r}: {len(label)} chars, labels.max_label_chars is {limit}",
+                )
     if type(event) is PageviewEvent and event.type != "page_view":
         if event.type == "engagement" and event.engaged_ms is None:
             return Rejection(

@@ -22,7 +22,7 @@ from aiokafka import TopicPartition
 
 from streamkpi.config import Settings
 from streamkpi.dlq import DeadLetter, dead_letter_headers, dlq_key, encode_dead_letter
-from streamkpi.events import Event, Kind, ParseContext, Rejection, parse
+from streamkpi.events import Event, Kind, ParseContext, Reason, Rejection, parse
 from streamkpi.exporter.api import snapshot_records
 from streamkpi.exporter.pipeline import Outcome, PipelineMetrics
 from streamkpi.kpis.config import EngineConfig
@@ -164,6 +164,9 @@ class Pipeline:
                 continue
             outcome = engine.process(kind, result, offset)
             outcomes[outcome] = count(outcome, 0) + 1
+            if outcome is Outcome.invalid:  # valid, but past a state bound (#12)
+                self._dead_letter(kind, record, value, Reason.out_of_range.value, engine.refused)
+                continue
             observe_lag(now_s - result.ts_s)
             if outcome is Outcome.late:
                 detail = _late_detail(result, engine.watermark(kind))

@@ -35,6 +35,7 @@ class EngineConfig:
     customer_memory_s: int = 400 * 86_400
     churn_after_s: int = 90 * 86_400
     abandon_after_s: int = 1800
+    max_open_carts: int = 50
     lead_events: frozenset[str] = frozenset({"signup"})
     purchase_event: str = "purchase"
     max_campaigns: int = 50
@@ -70,6 +71,8 @@ class EngineConfig:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if self.max_open_carts < 1:
+            raise ValueError("max_open_carts must be >= 1")
         if self.max_campaigns < 1 or self.max_pages < 1:
             raise ValueError("max_campaigns and max_pages must be >= 1")
         ordered = dict(sorted(self.window_s.items(), key=lambda item: item[1]))
@@ -96,6 +99,7 @@ class EngineConfig:
             customer_memory_s=settings.customer_memory_s,
             churn_after_s=settings.churn_after_s,
             abandon_after_s=settings.abandon_after_s,
+            max_open_carts=settings.max_open_carts,
             lead_events=frozenset(settings.lead_events),
             purchase_event=settings.purchase_event,
             max_campaigns=settings.labels.max_campaigns,

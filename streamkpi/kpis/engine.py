@@ -75,7 +75,17 @@ Entry = tuple[bytes, bytes | None]
 class _Topic:
     """The state of one topic-partition: watermark, next offset, ids, rules."""
 
-    __slots__ = ("apply", "dedup", "dirty", "fire", "kind", "model", "next_offset", "wm")
+    __slots__ = (
+        "apply",
+        "dedup",
+        "dirty",
+        "fire",
+        "kind",
+        "model",
+        "next_offset",
+        "refusal",
+        "wm",
+    )
 
     def __init__(
         self,
@@ -83,6 +93,7 @@ class _Topic:
         dedup: Dedup,
         apply: Callable[[Any, float | None], None],
         fire: Callable[[float], None],
+        refusal: Callable[[Any], str | None] | None = None,
     ) -> None:
         self.kind = kind
         self.model = _MODELS[kind]
@@ -91,6 +102,7 @@ class _Topic:
         self.dedup = dedup
         self.apply = apply
         self.fire = fire
+        self.refusal = refusal  # rules that can refuse a valid event (a state bound, #12)
         self.dirty = False
 
 
@@ -134,6 +146,9 @@ class PartitionEngine:
             )
             for kind in Kind
         }
+        self._topics[Kind.orders].refusal = self._orders.refusal
+        # Why the last record that was ``Outcome.invalid`` was refused (for its dead letter).
+        self.refused = ""
         self._max_wm = -math.inf
         self._meta_written = False
 
@@ -142,8 +157,10 @@ class PartitionEngine:
     def process(self, kind: Kind, event: Event, offset: int) -> Outcome:
         """Count one parsed record of ``kind`` at ``offset``; say what became of it.
 
-        Step order (README): duplicate check, late check, the kind's rules, raise the
-        watermark, fire the timers due. The wiring skips offsets below ``next_offset``.
+        Step order (README): duplicate check, late check, the state bounds (an event that
+        would pass one is ``Outcome.invalid``, counts nothing and leaves ``refused`` saying
+        why), the kind's rules, raise the watermark, fire the timers due. The wiring skips
+        offsets below ``next_offset``.
         """
         topic = self._topics[kind]
         if type(event) is not topic.model:
@@ -157,6 +174,11 @@ class PartitionEngine:
         ts = event.ts_s
         if wm is not None and ts < wm:
             return Outcome.late
+        if topic.refusal is not None:
+            refused = topic.refusal(event)
+            if refused is not None:
+                self.refused = refused
+                return Outcome.invalid
         dedup.remember(event.event_id, ts)
         topic.apply(event, wm)
         new_wm = ts - self._lateness_s

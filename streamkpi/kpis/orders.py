@@ -84,6 +84,7 @@ class Orders:
         self._memory_s = config.customer_memory_s
         self._churn_s = config.churn_after_s
         self._abandon_s = config.abandon_after_s
+        self._max_carts = config.max_open_carts
         self._lateness_s = config.allowed_lateness_s
         self._campaigns = campaigns
         self._cc = cc
@@ -93,6 +94,24 @@ class Orders:
         self._churns: list[tuple[float, str]] = []  # (churn time, customer)
         self._forget: Wheel[str] = Wheel(config.bucket_s)
         self.dirty: dict[str, None] = {}
+
+    def refusal(self, event: OrderEvent) -> str | None:
+        """Say why ``event`` must be refused before it counts (None: it may count).
+
+        A customer's open carts are one state entry; past ``max_open_carts`` it would grow
+        without bound (#12: 130 carts made a 1.3 MB entry the broker refused, and their
+        abandonments vanished), so the cart that would pass the cap is refused whole.
+        """
+        if event.type != "cart_created" or not event.cart_id:
+            return None
+        customer = self.customers.get(event.customer_id)
+        carts = customer.carts if customer is not None else None
+        if carts is None or len(carts) < self._max_carts or event.cart_id in carts:
+            return None
+        return (
+            f"customer {event.customer_id[:64]!r} already has {len(carts)} open carts, "
+            f"max_open_carts is {self._max_carts}"
+        )
 
     def apply(self, event: OrderEvent, wm: float | None) -> None:
         """Apply one accepted orders event."""

@@ -6,8 +6,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from streamkpi.config import ConfigError, load_settings, parse_duration_s
+from streamkpi.config import ConfigError, Settings, load_settings, parse_duration_s
 
 
 @pytest.fixture(autouse=True)
@@ -141,3 +142,16 @@ def test_unparsable_yaml_is_an_error(tmp_path: Path) -> None:
     cfg.write_text("web_port: [unclosed\n")
     with pytest.raises(ConfigError, match="invalid config file"):
         load_settings(cfg)
+
+
+def test_label_and_cart_bounds_reach_parse_and_the_engine() -> None:
+    from streamkpi.app import parse_context
+    from streamkpi.kpis.config import EngineConfig
+
+    settings = Settings(labels={"max_label_chars": 8}, max_open_carts=3)
+    assert parse_context(settings).max_label_chars == 8
+    assert EngineConfig.from_settings(settings).max_open_carts == 3
+    with pytest.raises(ValidationError):
+        Settings(labels={"max_label_chars": 201})
+    with pytest.raises(ValidationError):
+        Settings(max_open_carts=151)

@@ -95,6 +95,27 @@ def test_ids_and_labels_at_their_bound_are_accepted() -> None:
     assert isinstance(parse(Kind.pageviews, raw, CTX, NOW_S), PageviewEvent)
 
 
+@pytest.mark.parametrize("kind", list(Kind))
+def test_a_lowered_max_label_chars_refuses_longer_campaigns_and_pages(kind: Kind) -> None:
+    ctx = ParseContext(rates=CTX.rates, max_label_chars=8)
+    assert not isinstance(parse(kind, msg(kind, campaign="c" * 8), ctx, NOW_S), Rejection)
+    refused = parse(kind, msg(kind, campaign="c" * 9), ctx, NOW_S)
+    assert refused == Rejection(
+        Reason.out_of_range, "field 'campaign': 9 chars, labels.max_label_chars is 8"
+    )
+    if kind is Kind.pageviews:  # the path is what counts: a query string is dropped first
+        assert not isinstance(parse(kind, msg(kind, page="/1234567?q=x"), ctx, NOW_S), Rejection)
+        refused = parse(kind, msg(kind, page="/12345678"), ctx, NOW_S)
+        assert isinstance(refused, Rejection)
+        assert refused.reason is Reason.out_of_range
+
+
+@pytest.mark.parametrize("chars", [0, 201])
+def test_max_label_chars_outside_1_to_200_is_refused(chars: int) -> None:
+    with pytest.raises(ValueError, match=r"max_label_chars must be 1\.\.200"):
+        ParseContext(max_label_chars=chars)
+
+
 def reject(kind: Kind, raw: bytes, ctx: ParseContext = CTX) -> Rejection:
     """Parse ``raw`` and return the rejection, failing the test on an event."""
     result = parse(kind, raw, ctx, NOW_S)

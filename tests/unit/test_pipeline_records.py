@@ -102,6 +102,42 @@ async def test_a_batch_is_counted_and_its_rejections_dead_lettered() -> None:
     assert letters[1]["key_b64"] is None
 
 
+async def test_a_cart_past_the_open_cart_cap_is_dead_lettered_out_of_range() -> None:
+    pipeline, registry = make_pipeline({0}, FakeStore(), max_open_carts=2)
+    await pipeline.engine(0)
+    now = time.time() - 60
+    batch = [
+        SourceRecord(
+            "orders",
+            0,
+            offset,
+            None,
+            b"c",
+            orjson.dumps(
+                {
+                    "event_id": f"o{offset}",
+                    "ts": now,
+                    "customer_id": "c",
+                    "type": "cart_created",
+                    "cart_id": f"k{offset}",
+                }
+            ),
+        )
+        for offset in range(3)
+    ]
+    assert pipeline.process(Kind.orders, 0, batch) == {Outcome.accepted: 2, Outcome.invalid: 1}
+    [letter] = [orjson.loads(r.value) for r in pipeline._pending]
+    assert (letter["reason"], letter["source"]["offset"]) == ("out_of_range", 2)
+    assert "max_open_carts is 2" in letter["detail"]
+    assert pipeline.engines[0].next_offset(Kind.orders) == 3
+    assert (
+        registry.get_sample_value(
+            "streamkpi_dead_letters_total", {"topic": "orders", "reason": "out_of_range"}
+        )
+        == 1
+    )
+
+
 async def test_records_not_ours_are_skipped() -> None:
     pipeline, registry = make_pipeline({0, 1}, FakeStore())
     await pipeline.engine(0)

@@ -9,6 +9,7 @@ import pytest
 from _engine_helpers import T0, Feed, order
 
 from streamkpi.events import Kind
+from streamkpi.exporter.pipeline import Outcome
 
 NONE2 = ("none", "none")
 DAY = {"5m": 300, "1h": 3600, "1d": 86_400}
@@ -211,3 +212,40 @@ def test_customer_state_is_dropped_when_nothing_is_left_to_remember() -> None:
     assert "c|c" in feed.engine.debug_state()  # churned, still remembered for returning
     feed.engine.advance_watermark(Kind.orders, T0 + 7200 + 120)
     assert "c|c" not in feed.engine.debug_state()
+
+
+def test_a_cart_past_max_open_carts_is_refused_and_counts_nothing() -> None:
+    feed = Feed(max_open_carts=3)
+    carts = [order(T0 + i, "c", type="cart_created", cart_id=f"k{i}") for i in range(5)]
+    outcomes = feed(*carts)
+    assert outcomes == [Outcome.accepted] * 3 + [Outcome.invalid] * 2
+    assert "already has 3 open carts, max_open_carts is 3" in feed.engine.refused
+    assert feed.total("carts_created") == 3
+    assert feed(carts[3]) == [Outcome.invalid]  # still no room
+    assert feed(order(T0 + 5, "c", type="cart_created", cart_id="k0")) == [Outcome.accepted]
+    feed(order(T0 + 6, "c", amount="1", cart_id="k1"))  # bought: room for one more
+    # a refused event was not remembered as seen: its retry counts now
+    assert feed(carts[3]) == [Outcome.accepted]
+    assert feed(order(T0 + 7, "d", type="cart_created", cart_id="k9")) == [Outcome.accepted]
+    feed.engine.advance_watermark(Kind.orders, T0 + 1000)
+    assert feed.total("carts_created") == 5
+    assert feed.total("carts_purchased") == 1
+    assert feed.total("carts_abandoned") == 4
+
+
+def test_a_customer_entry_at_the_cart_cap_fits_a_checkpoint_batch() -> None:
+    # Worst case per cart: a 256-char id and a 200-char campaign of characters JSON must
+    # escape (6 bytes each); the cap's upper bound must keep the entry below a batch.
+    from streamkpi.config import Settings
+    from streamkpi.statestore import BATCH_BYTES
+
+    cap = Settings.model_fields["max_open_carts"].metadata
+    most = next(m.le for m in cap if getattr(m, "le", None) is not None)
+    feed = Feed(max_open_carts=most)
+    for i in range(most):
+        cart_id = f"{i:04d}" + "\x01" * 252
+        feed(order(T0, "c" * 256, type="cart_created", cart_id=cart_id, campaign="\x02" * 200))
+    entries = [(k, v) for k, v in feed.engine.take_dirty() if k.startswith(b"c|")]
+    assert len(entries) == 1
+    size = len(entries[0][0]) + len(entries[0][1] or b"")
+    assert 200_000 < size < BATCH_BYTES - 1024
