@@ -105,7 +105,8 @@ async def test_a_hostile_producer_stops_nothing_and_loses_nothing(
         for kind, key, value, _ in bad:
             await producer.send_and_wait(topics[kind], value, key=key)
         valid_pageviews = [pageview(event_id) for event_id in LONG_IDS]
-        valid_pageviews.append(pageview("pii", "w", page="/reset?email=jane@example.com&token=s3cr3t"))
+        pii = "/reset?email=jane@example.com&token=s3cr3t"
+        valid_pageviews.append(pageview("pii", "w", page=pii))
         for value in valid_pageviews:
             await producer.send(topics["pageviews"], value, key=b"v")
         for n in range(50):
@@ -136,7 +137,8 @@ async def test_a_hostile_producer_stops_nothing_and_loses_nothing(
         assert len(text.encode()) < 1_000_000
         kpis = http_text(f"http://127.0.0.1:{worker.web_port}/kpis?window=24h")
         for body in (text, kpis):
-            assert "email=" not in body and "s3cr3t" not in body and "ccccc" not in body
+            for leak in ("email=", "s3cr3t", "ccccc"):
+                assert leak not in body
         m = worker.metrics()
         assert sample(m, "streamkpi_landing_sessions", window="24h", page="/reset") == 1
         total = sample(m, "streamkpi_pageviews", window="24h", campaign="none", channel="direct")
