@@ -124,11 +124,13 @@ async def test_a_hostile_producer_stops_nothing_and_loses_nothing(
 
         invalid = sum(1 for kind, *_ in bad if kind == "pageviews")
         await wait_for(
-            lambda: counted(len(valid_pageviews))
-            and sample(
-                worker.metrics(), "streamkpi_events_total", topic="pageviews", outcome="invalid"
-            )
-            == invalid,
+            lambda: (
+                counted(len(valid_pageviews))
+                and sample(
+                    worker.metrics(), "streamkpi_events_total", topic="pageviews", outcome="invalid"
+                )
+                == invalid
+            ),
             timeout_s=120,
             what="every pageview counted or refused",
             on_timeout=worker.log_tail,
@@ -188,14 +190,16 @@ async def test_a_hostile_producer_stops_nothing_and_loses_nothing(
         # The orders partition gets no record after the restart: it is restored by the
         # checkpoint timer, not by a record, hence a wait.
         await wait_for(
-            lambda: sample(
-                worker.metrics(),
-                "streamkpi_carts_created",
-                window="24h",
-                campaign="spring",
-                channel="none",
-            )
-            is not None,
+            lambda: (
+                sample(
+                    worker.metrics(),
+                    "streamkpi_carts_created",
+                    window="24h",
+                    campaign="spring",
+                    channel="none",
+                )
+                is not None
+            ),
             timeout_s=30,
             what="the idle orders partition restored",
             on_timeout=worker.log_tail,
