@@ -21,12 +21,16 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamkpi.config import Settings
-from streamkpi.topics import aiokafka_security, state_topic_name
+from streamkpi.topics import BATCH_BYTES, aiokafka_security, state_topic_name
 
-__all__ = ["Checkpoint", "CheckpointRefused", "OutRecord", "StateStore", "transactional_id"]
-
-# Producer batch size of the checkpoint transactions (aiokafka's default is 16 KiB).
-BATCH_BYTES = 512 * 1024
+__all__ = [
+    "BATCH_BYTES",
+    "Checkpoint",
+    "CheckpointRefused",
+    "OutRecord",
+    "StateStore",
+    "transactional_id",
+]
 
 log = logging.getLogger(__name__)
 

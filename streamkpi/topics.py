@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streamkpi.config import Settings
 
-__all__ = ["TopicsError", "aiokafka_security", "ensure_topics", "source_topics", "ssl_context"]
+__all__ = [
+    "BATCH_BYTES",
+    "REQUIRED_MESSAGE_BYTES",
+    "TopicsError",
+    "aiokafka_security",
+    "ensure_topics",
+    "source_topics",
+    "ssl_context",
+]
 
 _TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error codes
 _INVALID_REPLICATION_FACTOR = 38
+
+# Producer batch size of the checkpoint transactions (aiokafka's default is 16 KiB).
+BATCH_BYTES = 512 * 1024
+# The largest record batch a worker writes to the topics it produces to (state, DLQ,
+# snapshots): a checkpoint batch plus Kafka's batch overhead. Every single record is
+# bounded below it (README, "Reliability"). Checked against each topic's
+# max.message.bytes, not assumed (#12).
+REQUIRED_MESSAGE_BYTES = BATCH_BYTES + 1024
+
+log = logging.getLogger(__name__)
 
 
 class TopicsError(Exception):
@@ -120,9 +140,54 @@ async def ensure_topics(
                     )
         if missing and create:
             await _create(admin, settings, missing, progress)
+        outputs_present = [
+            name
+            for name in (state_topic_name(settings), settings.topics.dlq, settings.topics.snapshots)
+            if name in existing or (create and name in missing)
+        ]
+        await _check_message_limits(admin, outputs_present)
         return missing if create else []
     finally:
         await admin.close()
+
+
+async def _check_message_limits(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+    """Refuse topics whose max.message.bytes is below what a checkpoint may write to them.
+
+    A checkpoint batch the broker refuses aborts the checkpoint, every time: the worker
+    would exit and restart forever. Without the DescribeConfigs permission the limit
+    cannot be read; that is a warning, not an error.
+    """
+    if not topics:
+        return
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
+        for name in topics
+    ]
+    try:
+        responses = await admin.describe_configs(resources)
+    except Exception as exc:  # a check, not a requirement
+        log.warning("cannot read max.message.bytes of %s: %r", ", ".join(topics), exc)
+        return
+    for response in responses:
+        for error_code, error_message, _type, name, entries in response.resources:
+            if error_code:
+                log.warning(
+                    "cannot read max.message.bytes of %s: error %d %s",
+                    name,
+                    error_code,
+                    error_message,
+                )
+                continue
+            for entry in entries:
+                if entry[0] == "max.message.bytes" and int(entry[1]) < REQUIRED_MESSAGE_BYTES:
+                    raise TopicsError(
+                        f"topic {name!r} has max.message.bytes={entry[1]}, but a checkpoint "
+                        f"writes record batches of up to {REQUIRED_MESSAGE_BYTES} bytes to it; "
+                        f"raise it: kafka-configs.sh --alter --entity-type topics "
+                        f"--entity-name {name} --add-config "
+                        f"max.message.bytes={REQUIRED_MESSAGE_BYTES}"
+                    )
 
 
 async def _create(

@@ -128,3 +128,22 @@ async def test_a_mismatch_is_found_before_any_topic_is_created_and_without_creat
     assert message in worker.stderr
     assert "Traceback" not in worker.stderr
     assert await _describe(bootstrap, others) == {}
+
+
+async def test_a_dlq_topic_with_a_small_max_message_bytes_is_refused_with_the_fix(
+    kafka_broker: LocalKafka,
+) -> None:
+    # Read, not assumed (#12): a checkpoint batch of 512 KiB into a DLQ topic that takes
+    # 100 kB would be refused at every checkpoint (the worker exits, restarts, exits...).
+    bootstrap = kafka_broker.bootstrap_servers
+    run = uuid.uuid4().hex[:8]
+    env = _env(bootstrap, run)
+    dlq = env["STREAMKPI_TOPICS__DLQ"]
+    await create_topics(bootstrap, [dlq], partitions=4, configs={"max.message.bytes": "100000"})
+    refused = _create(env)
+    assert refused.returncode == 1, refused.stderr
+    assert f"topic {dlq!r} has max.message.bytes=100000" in refused.stderr
+    assert f"--entity-name {dlq} --add-config max.message.bytes=525312" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    # The broker's default (1 MiB) passes: every other topic was created with it.
+    assert _create(env | {"STREAMKPI_TOPICS__DLQ": f"dlq2-{run}"}).returncode == 0
