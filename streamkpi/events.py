@@ -114,6 +114,14 @@ class Rejection:
 _CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
 
 
+# Bounds (#12, README "Reliability"): everything that reaches state, the state topic, a
+# dead letter or a label is bounded here, so a hostile producer cannot make an entry
+# that orjson cannot encode (a >64-bit int) or the broker cannot hold (a MB-long id).
+MAX_ID_CHARS: Final = 256  # ids (dedup keys, visitor/session/cart/order/customer ids)
+MAX_LABEL_CHARS: Final = 200  # hard ceiling of a label value before the configurable cap
+MAX_ENGAGED_MS: Final = 86_400_000  # 24 h of engagement in one event
+
+
 @dataclass(frozen=True)
 class ParseContext:
     """Limits and currency rates that ``parse`` applies.
@@ -127,7 +135,7 @@ class ParseContext:
     max_future_s: float = 300.0
     # Longest campaign or page label accepted (labels.max_label_chars): at most
     # MAX_LABEL_CHARS, the bound the state-entry sizes are computed with (#12).
-    max_label_chars: int = 200
+    max_label_chars: int = MAX_LABEL_CHARS
     rates: Mapping[str, Decimal] = field(default_factory=lambda: {"EUR": Decimal(1)})
     reporting_currency: str = "EUR"
 
@@ -201,14 +209,6 @@ class _Lowercase:
         return core_schema.chain_schema(
             [core_schema.str_schema(strip_whitespace=True, to_lower=True), handler(source)]
         )
-
-
-# Bounds (#12, README "Reliability"): everything that reaches state, the state topic, a
-# dead letter or a label is bounded here, so a hostile producer cannot make an entry
-# that orjson cannot encode (a >64-bit int) or the broker cannot hold (a MB-long id).
-MAX_ID_CHARS: Final = 256  # ids (dedup keys, visitor/session/cart/order/customer ids)
-MAX_LABEL_CHARS: Final = 200  # hard ceiling of a label value before the configurable cap
-MAX_ENGAGED_MS: Final = 86_400_000  # 24 h of engagement in one event
 
 
 def _url_path(value: str | None) -> str | None:

@@ -23,14 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from streamkpi.config import Settings
 from streamkpi.topics import BATCH_BYTES, aiokafka_security, state_topic_name
 
-__all__ = [
-    "BATCH_BYTES",
-    "Checkpoint",
-    "CheckpointRefused",
-    "OutRecord",
-    "StateStore",
-    "transactional_id",
-]
+__all__ = ["Checkpoint", "CheckpointRefused", "OutRecord", "StateStore", "transactional_id"]
 
 log = logging.getLogger(__name__)
 

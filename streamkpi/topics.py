@@ -140,12 +140,8 @@ async def ensure_topics(
                     )
         if missing and create:
             await _create(admin, settings, missing, progress)
-        outputs_present = [
-            name
-            for name in (state_topic_name(settings), settings.topics.dlq, settings.topics.snapshots)
-            if name in existing or (create and name in missing)
-        ]
-        await _check_message_limits(admin, outputs_present)
+        written = (state_topic_name(settings), settings.topics.dlq, settings.topics.snapshots)
+        await _check_message_limits(admin, [name for name in written if create or name in existing])
         return missing if create else []
     finally:
         await admin.close()

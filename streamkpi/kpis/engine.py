@@ -93,7 +93,6 @@ class _Topic:
         dedup: Dedup,
         apply: Callable[[Any, float | None], None],
         fire: Callable[[float], None],
-        refusal: Callable[[Any], str | None] | None = None,
     ) -> None:
         self.kind = kind
         self.model = _MODELS[kind]
@@ -102,7 +101,8 @@ class _Topic:
         self.dedup = dedup
         self.apply = apply
         self.fire = fire
-        self.refusal = refusal  # rules that can refuse a valid event (a state bound, #12)
+        # Set for rules that can refuse a valid event (a state bound, #12): orders.
+        self.refusal: Callable[[Any], str | None] | None = None
         self.dirty = False
 
 

@@ -1,17 +1,16 @@
 """Property-based fuzzing of ``parse`` for every topic (#12).
 
-Profiles: ``ci`` (default, bounded examples) and ``long`` for a run on demand:
-``HYPOTHESIS_PROFILE=long .venv/bin/pytest tests/unit/test_parse_fuzz.py``.
+Hypothesis profiles (``ci`` by default, ``HYPOTHESIS_PROFILE=long`` on demand) are in
+``tests/unit/conftest.py``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from decimal import Decimal
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from streamkpi import jsonbytes
@@ -25,12 +24,6 @@ from streamkpi.events import (
     Rejection,
     parse,
 )
-
-settings.register_profile(
-    "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile("long", max_examples=20_000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 NOW_S = 1_704_067_200.0
 CTX = ParseContext(rates={"EUR": Decimal(1), "USD": Decimal("0.9")})

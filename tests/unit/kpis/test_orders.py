@@ -237,7 +237,7 @@ def test_a_customer_entry_at_the_cart_cap_fits_a_checkpoint_batch() -> None:
     # Worst case per cart: a 256-char id and a 200-char campaign of characters JSON must
     # escape (6 bytes each); the cap's upper bound must keep the entry below a batch.
     from streamkpi.config import Settings
-    from streamkpi.statestore import BATCH_BYTES
+    from streamkpi.topics import BATCH_BYTES
 
     cap = Settings.model_fields["max_open_carts"].metadata
     most = next(m.le for m in cap if getattr(m, "le", None) is not None)

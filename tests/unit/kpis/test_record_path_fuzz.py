@@ -7,31 +7,24 @@ sessions, carts, e-mail pairs and duplicates interact. At every checkpoint each 
 must be decodable JSON that fits a producer batch; at the end an engine restored from
 all entries must equal the original, and both must agree after more records.
 
-Profiles as in ``tests/unit/test_parse_fuzz.py``: ``ci`` by default, ``HYPOTHESIS_PROFILE=
-long`` for a run on demand.
+Hypothesis profiles (``ci`` by default, ``HYPOTHESIS_PROFILE=long`` on demand) are in
+``tests/unit/conftest.py``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from decimal import Decimal
 from typing import Any
 
 import orjson
 from _engine_helpers import config
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from streamkpi.events import Kind, ParseContext, Rejection, parse
 from streamkpi.kpis.engine import PartitionEngine
-from streamkpi.statestore import BATCH_BYTES
-
-settings.register_profile(
-    "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile("long", max_examples=5_000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+from streamkpi.topics import BATCH_BYTES
 
 T0 = 1_764_158_400.0
 NOW_S = T0 + 5_000  # the worker's clock: late events and future ones both occur
