@@ -30,6 +30,9 @@ from streamkpi.exporter.pipeline import PipelineMetrics
 from streamkpi.pipeline import Pipeline
 from streamkpi.statestore import StateStore
 from streamkpi.topics import ssl_context
+from streamkpi.web.history import KpiHistory
+from streamkpi.web.pages import attach_web_view
+from streamkpi.web.sources import LocalSource
 
 __all__ = ["Runtime", "create_app", "new_worker", "parse_context"]
 
@@ -173,6 +176,19 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     # Not in the registry: it renders its own (much faster) exposition text.
     kpi_collector = KpiCollector(pipeline)
     _attach_pages(app, registry, kpi_collector, pipeline)
+    history = KpiHistory(
+        sample_s=settings.web_view.sample_s,
+        history_s=settings.web_view.history_s,
+        max_series=settings.web_view.max_series,
+    )
+    local = LocalSource(
+        pipeline.window_values,
+        registry,
+        history,
+        partitions=lambda: pipeline.owned() & pipeline.engines.keys(),
+        topic_partitions=settings.topic_partitions,
+    )
+    attach_web_view(app, settings, local)
     return app, runtime
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "LabelCaps",
     "Settings",
     "Topics",
+    "WebView",
     "load_settings",
     "parse_duration_s",
 ]
@@ -135,6 +136,27 @@ class LabelCaps(BaseModel):
     campaign_allowlist: tuple[str, ...] = ()
 
 
+class WebView(BaseModel):
+    """The live page at ``/`` of the worker's web server (#16)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Prometheus's base URL (http://host:9090): the page then shows cluster-wide values
+    # (the component gauges of every worker, summed by Prometheus) instead of this
+    # worker's partitions only.
+    prometheus_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    # Alertmanager's base URL (http://host:9093): the page lists the firing alerts.
+    alertmanager_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    # The alert config whose thresholds colour the tiles (default: the shipped one).
+    alerts_file: Path | None = None
+    # Trends: the window values are sampled every sample_s and kept for history_s.
+    sample_s: float = Field(default=20.0, ge=1, le=600)
+    history_s: int = Field(default=3900, ge=60, le=86_400)
+    # Trend series kept per window (overall, each campaign, channel and pair): bounds
+    # the page's memory; a selection past it shows no trend, and says so.
+    max_series: int = Field(default=150, ge=1, le=10_000)
+
+
 class Settings(BaseSettings):
     """Every knob of a streamkpi worker; env vars ``STREAMKPI_*`` override the YAML file."""
 
@@ -186,6 +208,7 @@ class Settings(BaseSettings):
     worker_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
     transaction_timeout_s: float = Field(default=30.0, ge=1, le=900)
     labels: LabelCaps = LabelCaps()
+    web_view: WebView = WebView()
 
     max_event_bytes: int = Field(default=65_536, ge=256, le=16 * 1024 * 1024)
     # Producers' clocks drift; beyond this an event is "from the future", not early.

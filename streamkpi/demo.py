@@ -481,6 +481,10 @@ def demo(
     sys.exit(code)
 
 
+def _alertmanager_binary() -> str | None:
+    return next((path for name in ALERTMANAGER_BINARIES if (path := shutil.which(name))), None)
+
+
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"streamkpi: error: {message}", err=True)
     sys.exit(code)
@@ -590,6 +594,12 @@ class _Demo:
             "STREAMKPI_WEB_HOST": "127.0.0.1",
             "STREAMKPI_DATA_DIR": str(workdir / "worker"),
         }
+        if self.with_prometheus and _alertmanager_binary() is not None:
+            # The live page lists the alerts Alertmanager holds (it starts a little later:
+            # until then the page says it does not answer).
+            env["STREAMKPI_WEB_VIEW__ALERTMANAGER_URL"] = (
+                f"http://127.0.0.1:{self.ports.alertmanager}"
+            )
         base = [sys.executable, "-m", "streamkpi"]
         if self.config_file is not None:
             base += ["--config", str(self.config_file.resolve())]
@@ -620,7 +630,7 @@ class _Demo:
             f"{self.backfill_s / 60:g} min backfill)"
         )
         worker = children.start("worker", [*base, "worker", "--no-create-topics"], env)
-        _say(f"starting the worker (web {self.web_url})")
+        _say(f"starting the worker (live page {self.web_url}/ui)")
         _wait_http(f"{self.web_url}/kpis", worker, timeout_s=120)
         self._wait_caught_up(children, generator)
 
@@ -650,9 +660,7 @@ class _Demo:
 
     def _start_monitoring(self, children: _Children, workdir: Path) -> None:
         prometheus = shutil.which("prometheus")
-        alertmanager = next(
-            (path for name in ALERTMANAGER_BINARIES if (path := shutil.which(name))), None
-        )
+        alertmanager = _alertmanager_binary()
         if alertmanager is not None:
             self.alertmanager_url = self._start_alertmanager(children, workdir, alertmanager)
         if prometheus is not None:
@@ -736,6 +744,7 @@ class _Demo:
     def _print_where_to_look(self, workdir: Path) -> None:
         lines = [
             "streamkpi demo is running. Where to look:",
+            f"  live page     {self.web_url}/ui   (KPIs, trends, alerts; open it in a browser)",
             f"  metrics       {self.web_url}/metrics",
             f"  KPIs (JSON)   {self.web_url}/kpis?window=5m   (also 1h, 24h; &campaign=...)",
         ]

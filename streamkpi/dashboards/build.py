@@ -57,7 +57,18 @@ from streamkpi.dashboards.queries import (
     selector,
 )
 from streamkpi.kpis.email import EMAILS
-from streamkpi.kpis.spec import COMPONENTS, KPIS, Category, Component, Direction, Kpi, Unit
+from streamkpi.kpis.spec import (
+    COMPONENTS,
+    KPIS,
+    Category,
+    Component,
+    Direction,
+    Kpi,
+    Unit,
+)
+from streamkpi.kpis.spec import (
+    title as _title,
+)
 
 __all__ = [
     "ALERTS_EXPR",
@@ -111,13 +122,6 @@ class _Ids:
     def auto(self) -> int:
         self._next += 1
         return self._next - 1
-
-
-def _title(name: str) -> str:
-    """Return a KPI or component name as a panel title (short names are acronyms: CPA, ROI)."""
-    if len(name) <= 4 and "_" not in name:
-        return name.upper()
-    return name.replace("_", " ").capitalize()
 
 
 def _kpi_stat_id(kpi: Kpi) -> int:

@@ -27,6 +27,7 @@ __all__ = [
     "component",
     "detection_delay_s",
     "kpi",
+    "title",
 ]
 
 
@@ -454,3 +455,10 @@ def kpi(name: str) -> Kpi:
 def detection_delay_s(kpi: Kpi, config: EngineConfig) -> int:
     """Return how long after a change in behaviour ``kpi``'s short window fully shows it."""
     return sum(int(getattr(config, name)) for name in kpi.delay)
+
+
+def title(name: str) -> str:
+    """Return a KPI or component name as a title (short names are acronyms: CPA, ROI)."""
+    if len(name) <= 4 and "_" not in name:
+        return name.upper()
+    return name.replace("_", " ").capitalize()

@@ -1,0 +1,1 @@
+"""The live web page: KPIs, trends, alerts and pipeline health at ``/`` (#16)."""
