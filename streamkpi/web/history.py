@@ -3,7 +3,7 @@
 Every ``sample_s`` the worker's window values are summed per aggregate — all campaigns,
 each campaign, each channel, each campaign x channel — and the KPIs of each aggregate
 stored as float32 in a ring of ``history_s / sample_s`` samples. Memory is at most
-``windows x max_series x samples x KPIs x 4`` bytes (3 x 150 x 195 x 20 x 4 = 7 MB with
+``windows x max_series x samples x KPIs x 4`` bytes (3 x 150 x 196 x 20 x 4 = 7 MB with
 the defaults); an aggregate first seen once ``max_series`` are kept has no trend.
 """
 

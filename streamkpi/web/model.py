@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -186,8 +187,19 @@ class Alert:
             summary=str(annotations.get("summary", "")),
             description=str(annotations.get("description", "")),
             labels=labels,
-            starts_at=str(item.get("startsAt", "")),
+            starts_at=_clock(str(item.get("startsAt", ""))),
         )
+
+
+def _clock(iso: str) -> str:
+    """Return Alertmanager's RFC 3339 ``startsAt`` as "HH:MM:SS UTC" (as given if odd)."""
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    if moment.tzinfo is None:
+        return iso
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @dataclass(frozen=True, slots=True)
