@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from _browser import chromium, screenshot_dir
 from _workers import free_port, http_json, sample, scrape, stop_group, wait_for
+from selenium.webdriver.common.by import By
 from test_run_command import alive, descendants
 
 from streamkpi.localkafka import free_port as free_kafka_port
@@ -57,7 +59,11 @@ async def test_demo_shows_live_kpis_and_ctrl_c_stops_every_process(
             # hour from now, so it changes nothing here.
             "--incident",
             "traffic-stop:campaign=webinar_ai:at=+1h",
-            # Renders the alerts a traffic stop aims at with for: 1m (checked below).
+            # 60 % of spring_sale's e-mails bounce from the start: the live page must show
+            # the deliverability tile in its alert colour and the firing alert (#16).
+            "--incident",
+            "deliverability-drop:campaign=spring_sale:at=+0s:for=1h:severity=0.6",
+            # Renders the alerts the incidents aim at with for: 1m (checked below).
             "--alert-for",
             "1m",
         ],
@@ -143,11 +149,43 @@ async def test_demo_shows_live_kpis_and_ctrl_c_stops_every_process(
         }
         assert pending_s["StreamKPINoEvents"] == 60, pending_s
         assert pending_s["StreamKPITrafficDrop"] == 60, pending_s
-        assert pending_s["StreamKPIDeliverabilityLow"] == 600, pending_s  # as configured
+        assert pending_s["StreamKPIDeliverabilityLow"] == 60, pending_s
+        assert pending_s["StreamKPIBounceRateHigh"] == 900, pending_s  # as configured
         # The headless view printed KPI lines.
         await wait_for(
             lambda: "kpis 5m all: sessions=" in log_tail(), timeout_s=30, what="a KPI line"
         )
+
+        # The live page (#16): its URL comes first among the places to look; with the
+        # e-mails bouncing, its deliverability tile turns to the alert colour and the
+        # alert Alertmanager holds is listed.
+        where = log_tail().split("Where to look:", 1)[1].splitlines()
+        assert where[1].split()[:3] == ["live", "page", f"http://127.0.0.1:{web_port}/ui"]
+        with chromium() as driver:
+            driver.get(f"http://127.0.0.1:{web_port}/ui?window=5m&campaign=spring_sale")
+
+            def firing() -> bool:
+                tile = driver.find_elements(
+                    By.CSS_SELECTOR, '#tile-deliverability[data-status="firing"]'
+                )
+                listed = driver.find_elements(
+                    By.CSS_SELECTOR, 'li.alert[data-alert="StreamKPIDeliverabilityLow"]'
+                )
+                return bool(tile and listed)
+
+            await wait_for(
+                firing,
+                timeout_s=300,
+                what="the deliverability tile firing on the live page",
+                on_timeout=log_tail,
+            )
+            tile = driver.find_element(By.ID, "tile-deliverability")
+            assert tile.value_of_css_property("border-left-color") == "rgba(180, 35, 24, 1)"
+            value = float(tile.get_attribute("data-value") or "nan")
+            assert value < 0.95, value
+            path = screenshot_dir(tmp_path) / "live-page.png"
+            driver.save_screenshot(str(path))
+            print(f"screenshot: {path}")
 
         children = descendants(proc.pid)
         names = " ".join(_cmdline(pid) for pid in children)

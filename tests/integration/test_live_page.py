@@ -190,7 +190,7 @@ async def test_the_live_page_shows_the_kpis_follows_the_filter_and_refreshes(
             assert all(url.startswith(base + "/") for url in resources), resources
             severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             assert not severe, severe
-            path = screenshot_dir(tmp_path) / "live-page.png"
+            path = screenshot_dir(tmp_path) / "live-page-filter.png"
             driver.save_screenshot(str(path))
             print(f"screenshot: {path}")
 
