@@ -126,6 +126,19 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     show_default=True,
     help="Create missing input/DLQ topics before starting.",
 )
+@click.option(
+    "--prometheus-url",
+    metavar="URL",
+    help="Prometheus base URL: the live page (/ui) then shows every worker's values, "
+    "summed by Prometheus, not only this worker's partitions "
+    "[env STREAMKPI_WEB_VIEW__PROMETHEUS_URL].",
+)
+@click.option(
+    "--alertmanager-url",
+    metavar="URL",
+    help="Alertmanager base URL: the live page lists its firing alerts "
+    "[env STREAMKPI_WEB_VIEW__ALERTMANAGER_URL].",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -134,18 +147,26 @@ def worker(
     web_port: int | None,
     log_level: str | None,
     create_topics: bool,
+    prometheus_url: str | None,
+    alertmanager_url: str | None,
 ) -> None:
     """Run a worker: consume the event topics, count KPIs, serve /metrics.
 
     Several workers with the same app_id share the partitions of the input topics
-    (one Kafka consumer group). Stop with Ctrl-C or SIGTERM.
+    (one Kafka consumer group). Stop with Ctrl-C or SIGTERM. The live page is at /ui.
     """
+    web_view = {
+        k: v
+        for k, v in (("prometheus_url", prometheus_url), ("alertmanager_url", alertmanager_url))
+        if v is not None
+    }
     settings = _settings(
         ctx,
         bootstrap_servers=bootstrap_servers,
         web_host=web_host,
         web_port=web_port,
         log_level=log_level,
+        web_view=web_view or None,
     )
     _run_worker(settings, create_topics=create_topics)
 
@@ -164,7 +185,7 @@ def _run_worker(settings: Settings, *, create_topics: bool) -> NoReturn:
     app, _runtime = create_app(settings)
     _say(
         f"worker {settings.app_id} on {settings.bootstrap_servers}; metrics at "
-        f"{settings.web_url}/metrics"
+        f"{settings.web_url}/metrics, live page at {settings.web_url}/ui"
     )
     new_worker(app, settings).execute_from_commandline()
 

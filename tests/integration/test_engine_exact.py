@@ -36,6 +36,8 @@ from streamkpi.generator.truth import Truth, TruthParams, ground_truth
 from streamkpi.kpis.spec import COMPONENTS, KPIS, Labels, kpi
 from streamkpi.kpis.values import kpi_value
 from streamkpi.localkafka import LocalKafka, create_topics
+from streamkpi.web.model import Selection
+from streamkpi.web.sources import PrometheusSource
 
 PARTITIONS = 4
 WINDOW = "24h"
@@ -403,6 +405,33 @@ def truth_components(
     return out
 
 
+async def check_cluster_page_source(stream: Stream, url: str, *, workers: int) -> None:
+    """The live page's cluster-wide source (#16) equals the truth over every worker.
+
+    It reads the component gauges of all workers from Prometheus, summed there, and divides
+    as /kpis does: overall and for one campaign, every campaign x channel KPI.
+    """
+    source = PrometheusSource(url, job="streamkpi", step_s=5, history_s=60)
+    kpis = [k for k in KPIS if k.labels is Labels.campaign_channel]
+    by_campaign = truth_components(stream, lambda labels: (labels[0],))
+    campaign = max(by_campaign, key=lambda c: by_campaign[c].get("sessions", 0))[0]
+    for selection, truth in (
+        (Selection(WINDOW), truth_components(stream, lambda labels: ())[()]),
+        (Selection(WINDOW, campaign=campaign), by_campaign[(campaign,)]),
+    ):
+        view = await source.view(selection, time.time())
+        got = view.document["overall"]["kpis"]
+        for k in kpis:
+            want, have = kpi_value(k, truth), got[k.name]
+            assert (want is None) == (have is None), (selection, k.name, want, have)
+            if want is not None and have is not None:
+                assert abs(want - have) <= 1e-9 * max(1, abs(want)), (selection, k.name, want, have)
+        assert campaign in view.campaigns
+        assert view.health.workers == workers
+        assert view.trend, "no trend from Prometheus's range query"
+        assert "Every worker" in view.scope
+
+
 async def check_recording_rules(
     stream: Stream, workers: list[WorkerProcess], workdir: Path
 ) -> None:
@@ -458,5 +487,6 @@ async def check_recording_rules(
             what="recording rules == truth",
             on_timeout=lambda: f"{len(last)} differences:\n" + "\n".join(last[:30]),
         )
+        await check_cluster_page_source(stream, prometheus.url, workers=len(workers))
     finally:
         prometheus.stop()
