@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+import difflib
+import os
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -35,6 +38,7 @@ __all__ = [
     "WebView",
     "load_settings",
     "parse_duration_s",
+    "unknown_env_vars",
 ]
 
 ENV_PREFIX = "STREAMKPI_"
@@ -311,10 +315,64 @@ def format_validation_error(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+# STREAMKPI_* variables that are not settings: read by the CLI, the tools and the tests.
+OTHER_ENV_VARS = frozenset(
+    {
+        "STREAMKPI_CONFIG_FILE",  # --config
+        "STREAMKPI_ALERTS_FILE",  # --alerts of the rules/dashboards commands
+        "STREAMKPI_KAFKA_CACHE",  # where the Kafka jars go
+        "STREAMKPI_TOOLS_CACHE",  # where .ci/deploy-tools builds its tools
+        "STREAMKPI_SCREENSHOT_DIR",  # the browser tests' screenshots
+        "STREAMKPI_BACKTEST_ALL",  # the long backtest cases
+    }
+)
+
+
+def _env_names(model: type[BaseModel], prefix: str) -> set[str]:
+    """Return the env var names that set ``model``'s fields (a nested model's too)."""
+    names: set[str] = set()
+    for field_name, info in model.model_fields.items():
+        name = prefix + field_name.upper()
+        names.add(name)
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= _env_names(annotation, name + "__")
+    return names
+
+
+def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
+    """Return one line per ``STREAMKPI_*`` variable that sets nothing, with the closest name.
+
+    pydantic-settings ignores them, so ``STREAMKPI_BOOTSTRAP_SERVER=kafka:9092`` (no S)
+    would silently leave the worker on 127.0.0.1:9092 (#14).
+    """
+    known = _env_names(Settings, ENV_PREFIX) | OTHER_ENV_VARS
+    problems = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        problems.append(f"unknown environment variable {variable}{hint}")
+    return problems
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build Settings from overrides, env vars and ``config_file``; raise ConfigError if invalid."""
+    """Build Settings from overrides, env vars and ``config_file``; raise ConfigError if invalid.
+
+    A ``STREAMKPI_*`` environment variable that is no setting is refused, naming the
+    closest one: a typo must not leave a default in place without a word (#14).
+    """
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file {str(config_file)!r} does not exist")
+    unknown = unknown_env_vars(os.environ)
+    if unknown:
+        raise ConfigError(
+            "\n".join(unknown)
+            + "\n(streamkpi reads STREAMKPI_* variables as settings: `streamkpi config show` "
+            'lists them; README "Configuration")'
+        )
     token = _config_file.set(config_file)
     try:
         return Settings(**overrides)

@@ -155,3 +155,42 @@ def test_label_and_cart_bounds_reach_parse_and_the_engine() -> None:
         Settings(labels={"max_label_chars": 201})
     with pytest.raises(ValidationError):
         Settings(max_open_carts=151)
+
+
+@pytest.mark.parametrize(
+    ("variable", "hint"),
+    [
+        ("STREAMKPI_BOOTSTRAP_SERVER", "did you mean STREAMKPI_BOOTSTRAP_SERVERS?"),
+        ("STREAMKPI_TOPICS__PAGEVIEW", "did you mean STREAMKPI_TOPICS__PAGEVIEWS?"),
+        ("streamkpi_web_prot", "did you mean STREAMKPI_WEB_PORT?"),
+        ("STREAMKPI_WEB_VEW__SAMPLE_S", "did you mean STREAMKPI_WEB_VIEW__SAMPLE_S?"),
+    ],
+)
+def test_a_mistyped_env_var_is_refused_with_the_closest_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, hint: str
+) -> None:
+    # #14: pydantic-settings ignores it, so the worker silently kept 127.0.0.1:9092.
+    monkeypatch.setenv(variable, "kafka:9092")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert f"unknown environment variable {variable}; {hint}" in str(refused.value)
+
+
+def test_settings_nested_settings_and_the_tools_variables_are_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable, value in {
+        "STREAMKPI_BOOTSTRAP_SERVERS": "kafka:9092",
+        "streamkpi_web_port": "7000",  # env names are case-insensitive, as pydantic reads them
+        "STREAMKPI_KAFKA__PROTOCOL": "SSL",
+        "STREAMKPI_KAFKA": '{"protocol": "SSL"}',  # a nested model as one JSON value
+        "STREAMKPI_LABELS__MAX_CAMPAIGNS": "3",
+        "STREAMKPI_WEB_VIEW__SAMPLE_S": "5",
+        "STREAMKPI_KAFKA_CACHE": "/tmp/jars",
+        "STREAMKPI_SCREENSHOT_DIR": "/tmp/shots",
+        "STREAMKPI_CONFIG_FILE": "",
+    }.items():
+        monkeypatch.setenv(variable, value)
+    settings = load_settings()
+    assert (settings.web_port, settings.web_view.sample_s) == (7000, 5)
+    assert settings.labels.max_campaigns == 3
